@@ -1,0 +1,84 @@
+"""``l2emg``: the command line.  Stays fast: a subcommand's module is imported only when that
+subcommand is chosen.
+
+Each entry of :data:`COMMANDS` maps a command path to ``"module:name"``; that module defines
+``name_args(parser)`` (adds the arguments) and ``name(args) -> int`` (runs it).  Modules keep
+heavy imports (torch, avalanche) inside the functions.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from benchmark.io import DataError
+
+# (command words) -> ("module:function", one-line help)
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("data", "synth"): ("benchmark.corpus.commands:synth", "build the embedded synthetic emotional corpus"),
+    ("data", "splits"): ("benchmark.corpus.commands:splits", "write the Unseen or Mixed split manifest"),
+    ("data", "info"): ("benchmark.corpus.commands:info", "print the Table-1-style summary of a corpus/split"),
+    ("data", "import-motionx"): ("benchmark.corpus.commands:import_motionx",
+                                 "convert Motion-X SMPL-X arrays to a HumanML3D-format folder"),
+    ("tokenizer", "train"): ("benchmark.tokenizer.commands:train", "train the VQ-VAE motion tokenizer"),
+    ("evaluator", "train"): ("evaluators.commands:train", "train the T2M evaluator and emotion classifier"),
+    ("evaluator", "score"): ("evaluators.commands:score", "score ground truth against itself (the ceiling)"),
+    ("methods",): ("benchmark.strategy.commands:methods", "list the registered strategies"),
+    ("run",): ("benchmark.runner:run_command", "train one strategy through all experiences and evaluate"),
+    ("sweep",): ("benchmark.sweep:sweep", "methods x settings x orders x seeds, resumable"),
+    ("leaderboard",): ("leaderboard.commands:leaderboard", "tables (CSV + LaTeX) and figures from run folders"),
+    ("compare",): ("leaderboard.commands:compare", "statistics across scenario orders and methods"),
+    ("bench",): ("benchmark.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),
+}
+
+
+def _load(target: str):
+    mod_name, fn_name = target.split(":")
+    mod = importlib.import_module(mod_name)
+    return getattr(mod, f"{fn_name}_args"), getattr(mod, fn_name)
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(
+        prog="l2emg", description="L2-EMG bench: lifelong empathic motion generation benchmark.")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    handlers: dict = {}
+    for words, (target, help_) in COMMANDS.items():
+        if len(words) == 1:
+            sub = top.add_parser(words[0], help=help_, description=help_)
+        else:
+            if words[0] not in groups:
+                g = top.add_parser(words[0], help=f"{words[0]} commands")
+                groups[words[0]] = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+            sub = groups[words[0]].add_parser(words[1], help=help_, description=help_)
+        # configure only the chosen command (imports its module)
+        if list(words) == argv[: len(words)]:
+            add_args, fn = _load(target)
+            add_args(sub)
+            sub.set_defaults(_handler=fn)
+            handlers[words] = fn
+    return parser, handlers
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, _ = build_parser(argv)
+    args = parser.parse_args(argv)
+    handler = getattr(args, "_handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(handler(args) or 0)
+    except DataError as err:
+        print(f"l2emg: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("l2emg: interrupted; finished work is saved, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Shared file plumbing: clear data errors, atomic writes, content hashes, provenance.
+
+Every file the project writes goes through one of the ``atomic_*`` helpers (write to a
+temporary sibling, fsync, ``os.replace``), so an interrupted run never leaves a
+half-written result, checkpoint or table behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad input: says which file, what is wrong and how to fix it, in one line."""
+
+    def __init__(self, path: str | os.PathLike | None, problem: str, fix: str | None = None):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        self.fix = fix
+        where = f"{self.path}: " if self.path else ""
+        hint = f" Fix: {fix}" if fix else ""
+        super().__init__(f"{where}{problem}.{hint}")
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(str(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=True) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, to_json(obj))
+
+
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build a whole folder in a temporary sibling and rename it into place on success.
+
+    >>> with atomic_dir("out/corpus") as tmp:   # write everything under tmp
+    ...     ...
+    On an exception the temporary folder is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise DataError(path, "the output folder already exists",
+                        "choose another --out or pass --overwrite")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ----------------------------------------------------------------------------- hashes
+def hash_json(obj: Any, n: int = 16) -> str:
+    """Stable short hash of a JSON-serialisable object (sorted keys)."""
+    blob = json.dumps(obj, sort_keys=True, default=_json_default).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]
+
+
+def hash_files(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None,
+               n: int = 16) -> str:
+    """Content hash over files (relative names + bytes), order-independent."""
+    h = hashlib.sha256()
+    items = sorted(Path(p) for p in paths)
+    for p in items:
+        name = str(p.relative_to(root)) if root else p.name
+        h.update(name.encode())
+        h.update(b"\0")
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+# ----------------------------------------------------------------------------- provenance
+PROVENANCE_PACKAGES = ("torch", "torchvision", "transformers", "peft", "avalanche-lib", "numpy",
+                       "scipy", "pandas", "scikit-learn", "tokenizers", "smplx")
+
+
+def code_version(root: str | os.PathLike | None = None) -> dict:
+    """Git commit of the code (and whether the tree had local changes)."""
+    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    out = {"commit": None, "dirty": None, "package_version": None}
+    from benchmark import __version__
+
+    out["package_version"] = __version__
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10)
+        if commit.returncode == 0:
+            out["commit"] = commit.stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                   cwd=root, capture_output=True, text=True, timeout=10)
+            out["dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def package_versions(names: Iterable[str] = PROVENANCE_PACKAGES) -> dict:
+    from importlib import metadata
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def provenance(**extra: Any) -> dict:
+    """What every result file records: code version, packages, machine, time."""
+    info = {
+        "code": code_version(),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "created_unix": time.time(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    info.update(extra)
+    return info
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and its waited-for children), in MiB."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
