@@ -1,0 +1,161 @@
+"""Text-to-motion metrics, computed exactly as the literature does (Guo et al. 2022 / T2M-GPT).
+
+Pure numpy (scipy for the matrix square root, scikit-learn for weighted F1).  Every function
+takes embeddings already produced by the evaluator: ``(N, D)`` float arrays, row ``i`` of the
+text and motion embeddings being a matched pair.
+
+- FID: Frechet distance between Gaussians fitted to motion embeddings (covariance rowvar=False).
+- R-precision: in batches of ``batch_size`` (32) pairs, rank the batch's motions by Euclidean
+  distance to each text; R@k = fraction of texts whose own motion is among the k nearest
+  (cumulative).  An incomplete last batch is dropped, as the reference loaders do
+  (``drop_last=True``); chance level is ``k / batch_size``.
+- Matching score (MM-Dist): mean Euclidean distance of matched pairs.
+- Diversity: mean distance between two independent random index sets (each without
+  replacement) of ``n_pairs`` (300) embeddings.
+- Multimodality: same within the generations of each text (``n_pairs`` = 10).
+- Repeated evaluation: mean and 95% CI = 1.96 * std / sqrt(R) (population std, as T2M-GPT).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import linalg
+
+__all__ = [
+    "activation_statistics", "frechet_distance", "euclidean_distance_matrix", "r_precision",
+    "matching_score", "diversity", "multimodality", "emotion_f1", "mean_ci95",
+]
+
+
+def _as_2d(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (N, D) array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def activation_statistics(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and covariance ``(D, D)`` of embeddings ``(N, D)``, N >= 2."""
+    emb = _as_2d(emb, "emb")
+    if emb.shape[0] < 2:
+        raise ValueError(f"need at least 2 embeddings for a covariance, got {emb.shape[0]}")
+    return emb.mean(axis=0), np.cov(emb, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """Frechet distance ``|mu1-mu2|^2 + Tr(S1 + S2 - 2 sqrt(S1 S2))`` between two Gaussians.
+
+    If ``sqrtm(S1 S2)`` is not finite (near-singular product) it is retried with ``eps`` added to
+    both diagonals; a complex result keeps its real part (numerical noise).
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    covmean = np.real(covmean)
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def euclidean_distance_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise Euclidean distances, ``(..., N, D) x (..., M, D) -> (..., N, M)`` (float64)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    sq = (a * a).sum(-1)[..., :, None] + (b * b).sum(-1)[..., None, :] - 2.0 * a @ np.swapaxes(b, -1, -2)
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def _full_batches(n: int, batch_size: int) -> int:
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+    if n < batch_size:
+        raise ValueError(
+            f"R-precision needs at least batch_size={batch_size} pairs, got {n}; pass a smaller "
+            f"batch_size (chance level is then 1/batch_size)")
+    return n // batch_size
+
+
+def r_precision(text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 3,
+                batch_size: int = 32) -> np.ndarray:
+    """R@1..R@top_k ``(top_k,)`` over the full batches of ``batch_size`` consecutive pairs.
+
+    Ties are ranked by index (stable sort).  Raises ``ValueError`` if fewer than ``batch_size``
+    pairs are given.  Shuffle the pairs beforehand to randomise batch composition.
+    """
+    t, m = _as_2d(text_emb, "text_emb"), _as_2d(motion_emb, "motion_emb")
+    if t.shape != m.shape:
+        raise ValueError(f"text_emb {t.shape} and motion_emb {m.shape} must have the same shape")
+    if not 1 <= top_k <= batch_size:
+        raise ValueError(f"top_k must be in 1..batch_size, got {top_k}")
+    nb = _full_batches(t.shape[0], batch_size)
+    n = nb * batch_size
+    dist = euclidean_distance_matrix(t[:n].reshape(nb, batch_size, -1),
+                                     m[:n].reshape(nb, batch_size, -1))      # (nb, bs, bs)
+    order = np.argsort(dist, axis=-1, kind="stable")
+    rank = np.argmax(order == np.arange(batch_size)[None, :, None], axis=-1)  # (nb, bs)
+    rank = rank.reshape(-1)
+    return np.array([(rank < k).mean() for k in range(1, top_k + 1)])
+
+
+def matching_score(text_emb: np.ndarray, motion_emb: np.ndarray) -> float:
+    """MM-Dist: mean Euclidean distance between matched text and motion embeddings."""
+    t, m = _as_2d(text_emb, "text_emb"), _as_2d(motion_emb, "motion_emb")
+    if t.shape != m.shape:
+        raise ValueError(f"text_emb {t.shape} and motion_emb {m.shape} must have the same shape")
+    return float(np.linalg.norm(t - m, axis=1).mean())
+
+
+def diversity(emb: np.ndarray, n_pairs: int = 300, seed: int = 0) -> float:
+    """Mean distance between ``n_pairs`` random pairs: two index sets drawn without replacement."""
+    emb = _as_2d(emb, "emb")
+    if emb.shape[0] < n_pairs:
+        raise ValueError(f"diversity needs at least n_pairs={n_pairs} embeddings, got {emb.shape[0]}")
+    rng = np.random.default_rng(seed)
+    first = rng.choice(emb.shape[0], n_pairs, replace=False)
+    second = rng.choice(emb.shape[0], n_pairs, replace=False)
+    return float(np.linalg.norm(emb[first] - emb[second], axis=1).mean())
+
+
+def multimodality(emb: np.ndarray, n_pairs: int = 10, seed: int = 0) -> float:
+    """Mean distance between ``n_pairs`` random pairs of generations of the same text.
+
+    ``emb``: ``(n_texts, n_gens, D)``; the same two index sets are used for every text.
+    """
+    emb = np.asarray(emb, np.float64)
+    if emb.ndim != 3:
+        raise ValueError(f"emb must be (n_texts, n_gens, D), got shape {emb.shape}")
+    if not np.isfinite(emb).all():
+        raise ValueError("emb contains NaN or inf")
+    if emb.shape[1] < n_pairs:
+        raise ValueError(f"multimodality needs at least n_pairs={n_pairs} generations per text, "
+                         f"got {emb.shape[1]}")
+    rng = np.random.default_rng(seed)
+    first = rng.choice(emb.shape[1], n_pairs, replace=False)
+    second = rng.choice(emb.shape[1], n_pairs, replace=False)
+    return float(np.linalg.norm(emb[:, first] - emb[:, second], axis=2).mean())
+
+
+def emotion_f1(pred: Sequence[int], true: Sequence[int]) -> float:
+    """Weighted F1 (scikit-learn, support-weighted over the classes present in ``true``/``pred``)."""
+    from sklearn.metrics import f1_score
+
+    pred, true = np.asarray(pred), np.asarray(true)
+    if pred.shape != true.shape or pred.ndim != 1 or pred.size == 0:
+        raise ValueError(f"pred {pred.shape} and true {true.shape} must be equal non-empty 1-D arrays")
+    return float(f1_score(true, pred, average="weighted", zero_division=0))
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and 95% confidence half-width ``1.96 * std / sqrt(R)`` of R repeated evaluations."""
+    v = np.asarray(values, np.float64)
+    if v.size == 0:
+        raise ValueError("no values")
+    return float(v.mean()), float(1.96 * v.std() / np.sqrt(v.size))
