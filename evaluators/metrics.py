@@ -22,8 +22,21 @@ from typing import Sequence
 import numpy as np
 from scipy import linalg
 
+# The keys of every evaluation result (docs/CONTRACTS.md); "n" = number of generated motions.
+METRIC_KEYS: tuple[str, ...] = (
+    "fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "matching_score",
+    "diversity", "multimodality", "emotion_f1", "n",
+)
+# "lower" = smaller is better.  Diversity/multimodality: higher, following the paper's Table 2
+# arrows (the T2M literature reads diversity as "closer to ground truth is better").
+METRIC_DIRECTIONS: dict[str, str] = {
+    "fid": "lower", "r_precision_top1": "higher", "r_precision_top2": "higher",
+    "r_precision_top3": "higher", "matching_score": "lower", "diversity": "higher",
+    "multimodality": "higher", "emotion_f1": "higher",
+}
+
 __all__ = [
-    "activation_statistics", "frechet_distance", "euclidean_distance_matrix", "r_precision",
+    "METRIC_KEYS", "METRIC_DIRECTIONS", "activation_statistics", "frechet_distance", "euclidean_distance_matrix", "r_precision",
     "matching_score", "diversity", "multimodality", "emotion_f1", "mean_ci95",
 ]
 

@@ -1,0 +1,123 @@
+"""Continual-learning aggregates from the full accuracy matrices (the paper's Sec. 4.1).
+
+A matrix ``r`` is ``(N, N)``: ``r[i, j]`` = metric on subset ``j``'s test set after training on
+experience ``i`` (0-based here; the paper writes 1-based ``r_{i,j}``), for *all* ``j``, so the
+upper triangle holds zero-shot scores on subsets not yet trained.  ``b`` (baseline) is the
+metric of the model before any training on each subset (used by FWT).
+
+Final averages (mean over j of the last row ``r[N-1, :]``):
+  AF (fid), AR (r_precision_top1), AR3 (r_precision_top3), AD (diversity),
+  AMM (multimodality), AWF (emotion_f1).
+Transfer, all on top-1 R-precision and reported in percentage points (x100, as Table 2's FR):
+  FR  = 100/(N-1) * sum_{j<N} (max_{k=j..N-1} r[k, j] - r[N, j])    (paper eq., 1-based)
+  BWT = 100/(N-1) * sum_{j<N} (r[N, j] - r[j, j])
+  FWT = 100/(N-1) * sum_{j>1} (r[j-1, j] - b[j])
+With N = 1 (e.g. multi-task learning) FR, BWT and FWT are NaN; FWT is NaN without a baseline.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from evaluators.metrics import METRIC_KEYS
+
+# aggregate -> (matrix key it averages, direction)
+FINAL_AVERAGES: dict[str, str] = {
+    "AF": "fid", "AR": "r_precision_top1", "AR3": "r_precision_top3", "AD": "diversity",
+    "AMM": "multimodality", "AWF": "emotion_f1",
+}
+TRANSFER_KEY = "r_precision_top1"
+# "lower" = smaller is better.  AD/AMM follow the paper's Table 2 arrows (higher is better).
+DIRECTIONS: dict[str, str] = {
+    "AF": "lower", "AR": "higher", "AR3": "higher", "AD": "higher", "AMM": "higher",
+    "AWF": "higher", "FR": "lower", "BWT": "higher", "FWT": "higher",
+}
+AGGREGATE_KEYS: tuple[str, ...] = tuple(DIRECTIONS)
+
+__all__ = ["aggregates", "final_average", "forgetting_rate", "backward_transfer",
+           "forward_transfer", "validate_matrix", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES"]
+
+
+def validate_matrix(r: np.ndarray, name: str = "matrix") -> np.ndarray:
+    """Return ``r`` as a float ``(N, N)`` array; raise ValueError if not square or partly NaN.
+
+    An all-NaN matrix (metric not computed, e.g. multimodality without repeats) is allowed.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    if r.ndim != 2 or r.shape[0] != r.shape[1] or r.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty square (N, N) matrix, got shape {r.shape}")
+    nan = ~np.isfinite(r)
+    if nan.any() and not nan.all():
+        bad = [tuple(int(v) + 1 for v in ij) for ij in np.argwhere(nan)[:5]]
+        raise ValueError(f"{name}: NaN/inf at (after, subset) = {bad} (1-based); every experience "
+                         f"must be evaluated on every subset")
+    return r
+
+
+def final_average(r: np.ndarray) -> float:
+    """Mean over subsets of the last row: ``1/N sum_j r[N, j]``."""
+    r = validate_matrix(r)
+    return float(r[-1].mean())
+
+
+def forgetting_rate(r: np.ndarray) -> float:
+    """``1/(N-1) sum_{j<N} (max_{k=j..N-1} r[k, j] - r[N, j])`` in the metric's units (NaN if N=1)."""
+    r = validate_matrix(r)
+    n = r.shape[0]
+    if n < 2:
+        return float("nan")
+    prev = r[:-1, :-1]                                   # rows k = 0..N-2, cols j = 0..N-2
+    lower = np.where(np.tril(np.ones_like(prev, dtype=bool)), prev, -np.inf)  # keep k >= j
+    best = lower.max(axis=0)
+    return float((best - r[-1, :-1]).mean())
+
+
+def backward_transfer(r: np.ndarray) -> float:
+    """``1/(N-1) sum_{j<N} (r[N, j] - r[j, j])`` (NaN if N=1)."""
+    r = validate_matrix(r)
+    n = r.shape[0]
+    if n < 2:
+        return float("nan")
+    return float((r[-1, :-1] - np.diag(r)[:-1]).mean())
+
+
+def forward_transfer(r: np.ndarray, baseline: np.ndarray | None) -> float:
+    """``1/(N-1) sum_{j>1} (r[j-1, j] - b[j])`` (NaN if N=1 or no baseline)."""
+    r = validate_matrix(r)
+    n = r.shape[0]
+    if n < 2 or baseline is None:
+        return float("nan")
+    b = np.asarray(baseline, dtype=np.float64).reshape(-1)
+    if b.shape != (n,):
+        raise ValueError(f"baseline: expected {n} values (one per subset), got shape {b.shape}")
+    if not np.isfinite(b).all():
+        raise ValueError("baseline contains NaN/inf")
+    return float((np.diag(r, k=1) - b[1:]).mean())
+
+
+def aggregates(matrices: Mapping[str, np.ndarray],
+               baseline: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
+    """All aggregates (keys :data:`AGGREGATE_KEYS`) from matrices keyed by METRIC_KEYS.
+
+    A missing metric gives NaN for its average; FR/BWT/FWT need ``r_precision_top1``.
+    """
+    unknown = set(matrices) - set(METRIC_KEYS)
+    if unknown:
+        raise ValueError(f"unknown metric keys {sorted(unknown)}; expected some of {METRIC_KEYS}")
+    checked = {k: validate_matrix(v, k) for k, v in matrices.items()}
+    sizes = {v.shape[0] for v in checked.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"matrices have different sizes {sorted(sizes)}")
+    out: dict[str, float] = {}
+    for agg, key in FINAL_AVERAGES.items():
+        out[agg] = final_average(checked[key]) if key in checked else float("nan")
+    r = checked.get(TRANSFER_KEY)
+    b = None if baseline is None else baseline.get(TRANSFER_KEY)
+    if r is None:
+        out.update(FR=float("nan"), BWT=float("nan"), FWT=float("nan"))
+    else:
+        out["FR"] = 100.0 * forgetting_rate(r)
+        out["BWT"] = 100.0 * backward_transfer(r)
+        out["FWT"] = 100.0 * forward_transfer(r, b)
+    return out
