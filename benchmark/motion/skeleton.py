@@ -110,8 +110,10 @@ def _gaussian_smooth_time(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return out.reshape(*x.shape[:-2], x.shape[-1], n_t).movedim(-1, -2)
 
 
-def forward_direction(joints: torch.Tensor, hml3d_ik_quirk: bool = False) -> torch.Tensor:
-    """``(..., 22, 3)`` -> ``(..., 3)`` unit horizontal facing direction (cross(up, across)).
+def forward_direction(joints: torch.Tensor, hml3d_ik_quirk: bool = False,
+                      normalize: bool = True) -> torch.Tensor:
+    """``(..., 22, 3)`` -> ``(..., 3)`` horizontal facing direction ``cross(up, across/|across|)``
+    (unit length if ``normalize``, else the horizontal share of ``across``, as HumanML3D smooths).
 
     ``across = (r_hip - l_hip) + (r_shoulder - l_shoulder)``.  With ``hml3d_ik_quirk`` the hip
     term is reversed, as in HumanML3D's ``inverse_kinematics_np`` (it unpacks the face joints as
@@ -124,7 +126,7 @@ def forward_direction(joints: torch.Tensor, hml3d_ik_quirk: bool = False) -> tor
     up = torch.zeros_like(across)
     up[..., 1] = 1.0
     fwd = torch.linalg.cross(up, across, dim=-1)
-    return fwd / fwd.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return fwd / fwd.norm(dim=-1, keepdim=True).clamp_min(1e-12) if normalize else fwd
 
 
 def inverse_kinematics(joints, smooth_forward: bool = True, legacy_arm_chains: bool = True,
@@ -137,10 +139,10 @@ def inverse_kinematics(joints, smooth_forward: bool = True, legacy_arm_chains: b
     to its parent's global rotation.  Fully vectorised (no loop over frames or joints).
     """
     t, tok = as_tensor(joints)
-    fwd = forward_direction(t, hml3d_ik_quirk)                    # (..., T, 3)
+    fwd = forward_direction(t, hml3d_ik_quirk, normalize=False)   # (..., T, 3)
     if smooth_forward:
         fwd = _gaussian_smooth_time(fwd, sigma)
-        fwd = fwd / fwd.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    fwd = fwd / fwd.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     target = torch.zeros_like(fwd)
     target[..., 2] = 1.0
     root_q = qbetween(fwd, target)
