@@ -1,0 +1,129 @@
+"""The embedded synthetic emotional motion corpus (``l2emg data synth``).
+
+Plan -> generate -> write: every motion gets a scenario, emotion, action and its own seed from
+the corpus seed (so a motion does not depend on how the work is split between processes),
+chunks of motions are posed in parallel (:mod:`benchmark.corpus.generator`) and written straight
+into a temporary folder that is renamed into place when everything succeeded.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.corpus.labels import EMOTIONS, SCENARIOS, TABLE1_COUNTS
+
+GENERATOR_VERSION = "synth-1"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How the synthetic corpus is generated.
+
+    scale: fraction of Table 1's per-scenario counts (1.0 = 19,916 motions).
+    min_per_cell: lower bound of motions per scenario x emotion cell (keeps small scales complete).
+    duration_s: clip length range in seconds (20 fps; joints frames = round(s * 20) + 1).
+    noise: std (rad) of the smooth per-joint angle noise; mirror_prob: chance of a left-handed take.
+    """
+
+    scale: float = 0.1
+    seed: int = 0
+    emotions: tuple[str, ...] = EMOTIONS
+    min_per_cell: int = 2
+    duration_s: tuple[float, float] = (2.0, 10.0)
+    fps: int = 20
+    noise: float = 0.03
+    mirror_prob: float = 0.5
+    n_captions: int = 3
+    chunk_size: int = 64
+    generator: str = field(default=GENERATOR_VERSION)
+
+    def __post_init__(self):
+        from benchmark.corpus.emotion_style import EMOTION_STYLES
+
+        if not self.scale > 0:
+            raise ValueError(f"scale must be > 0, got {self.scale}")
+        unknown = [e for e in self.emotions if e not in EMOTION_STYLES]
+        if unknown or not self.emotions:
+            raise ValueError(f"unknown emotion(s) {unknown}; known: {', '.join(EMOTION_STYLES)}")
+        lo, hi = self.duration_s
+        if not 0.5 <= lo <= hi:
+            raise ValueError(f"duration_s must satisfy 0.5 <= lo <= hi, got {self.duration_s}")
+
+
+def scenario_counts(scale: float, n_emotions: int = len(EMOTIONS), min_per_cell: int = 2) -> dict[str, int]:
+    """Motions per scenario: ``round(scale * TABLE1_COUNTS)``, at least ``min_per_cell`` per emotion."""
+    return {s: max(int(round(scale * n)), min_per_cell * n_emotions) for s, n in TABLE1_COUNTS.items()}
+
+
+def plan_corpus(cfg: SynthConfig) -> list[dict]:
+    """One dict per motion: id, scenario, emotion, action, seed (all from ``cfg.seed``)."""
+    from benchmark.corpus.actions import SCENARIO_ACTIONS
+
+    root = np.random.SeedSequence([cfg.seed, 20250])
+    plans: list[dict] = []
+    counts = scenario_counts(cfg.scale, len(cfg.emotions), cfg.min_per_cell)
+    children = root.spawn(len(SCENARIOS))
+    for k, scenario in enumerate(SCENARIOS):
+        n = counts[scenario]
+        rng = np.random.default_rng(children[k])
+        # balanced emotions (shuffled remainder), balanced actions within each emotion
+        emo = np.concatenate([np.arange(len(cfg.emotions))] * (n // len(cfg.emotions))
+                             + [rng.permutation(len(cfg.emotions))[: n % len(cfg.emotions)]])
+        actions = SCENARIO_ACTIONS[scenario]
+        act = np.empty(n, dtype=int)
+        for e in range(len(cfg.emotions)):
+            idx = np.flatnonzero(emo == e)
+            act[idx] = (rng.integers(len(actions)) + np.arange(len(idx))) % len(actions)
+        order = rng.permutation(n)
+        seeds = rng.integers(0, 2**63 - 1, size=n)
+        for i, j in enumerate(order):
+            plans.append({"id": f"S{k + 1}_{i:05d}", "scenario": scenario,
+                          "emotion": cfg.emotions[emo[j]], "action": actions[act[j]],
+                          "seed": int(seeds[i])})
+    return plans
+
+
+def _work(chunk: list[dict], cfg: SynthConfig, root: str) -> list:
+    """Generate and write one chunk (runs in a worker process)."""
+    import torch
+
+    from benchmark.corpus.generator import generate_chunk
+    from benchmark.corpus.humanml3d import write_motion_files
+
+    torch.set_num_threads(1)
+    return [write_motion_files(root, m) for m in generate_chunk(chunk, cfg)]
+
+
+def build_corpus(out: str | os.PathLike, scale: float = 0.1, seed: int = 0,
+                 emotions: tuple[str, ...] = EMOTIONS, *, n_jobs: int | None = None,
+                 overwrite: bool = False, progress: bool = False, **options) -> Path:
+    """Generate the synthetic corpus into ``out`` (HumanML3D layout + labels.csv + corpus.json).
+
+    Same (scale, seed, emotions, options) -> byte-identical files, whatever ``n_jobs``.
+    ``options`` are further :class:`SynthConfig` fields.  Returns ``out``.
+    """
+    from joblib import Parallel, delayed
+
+    from benchmark.corpus.humanml3d import finalize_corpus
+    from benchmark.io import atomic_dir
+
+    cfg = SynthConfig(scale=scale, seed=seed, emotions=tuple(emotions), **options)
+    plans = plan_corpus(cfg)
+    chunks = [plans[i:i + cfg.chunk_size] for i in range(0, len(plans), cfg.chunk_size)]
+    if n_jobs is None:
+        n_jobs = 1 if len(plans) <= 400 else min(len(chunks), os.cpu_count() or 1)
+    out = Path(out)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        jobs = (delayed(_work)(c, cfg, str(tmp)) for c in chunks)
+        if progress:
+            from tqdm import tqdm
+
+            jobs = tqdm(jobs, total=len(chunks), desc="synth", unit="chunk")
+        results = Parallel(n_jobs=n_jobs)(jobs)
+        summaries = [s for r in results for s in r]
+        config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+        finalize_corpus(tmp, summaries, emotions=cfg.emotions, config=config, seed=cfg.seed)
+    return out
