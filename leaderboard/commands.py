@@ -1,0 +1,146 @@
+"""`l2emg leaderboard` and `l2emg compare`, and the Python API behind them
+(:func:`build_leaderboard`, :func:`compare_runs`, exported as ``leaderboard.compare``) used by
+`l2emg bench`."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmark.io import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+def build_leaderboard(run_dirs: list[str | Path], out_dir: str | Path, *, with_reference: bool = False,
+                      allow_mixed: bool = False, metrics: list[str] | None = None, pdf: bool = False,
+                      strict: bool = False, with_std: bool = False, figures: bool = True,
+                      max_samples: int = 4) -> "pd.DataFrame":
+    """Read runs, write leaderboard.csv/_wide.csv/.tex, runs.csv and figures/; return the summary.
+
+    The summary is long: source ("ours" or "paper"), method, display, setting, metric, mean, std, n.
+    """
+    import pandas as pd
+
+    from benchmark.io import atomic_write_text
+    from leaderboard import figures as figs
+    from leaderboard.runs import available_metrics, load_runs, runs_frame, validate_metrics
+    from leaderboard.tables import load_reference, summarize, to_csv_text, to_latex, wide_table
+
+    runs = load_runs(run_dirs, allow_mixed=allow_mixed, strict=strict)
+    if metrics:
+        metrics = validate_metrics(metrics, available_metrics(runs))
+    summary = summarize(runs, metrics)
+    if with_reference:
+        ref = load_reference()
+        ref = ref[ref["metric"].isin(set(summary["metric"])) & ref["setting"].isin(set(summary["setting"]))]
+        summary = pd.concat([summary, ref], ignore_index=True)
+    # render every table in memory first, so a failure leaves no partial set behind
+    texts = {"leaderboard.csv": to_csv_text(summary),
+             "leaderboard_wide.csv": to_csv_text(wide_table(summary)),
+             "leaderboard.tex": to_latex(summary, metrics=[m for m in (metrics or []) if m] or None,
+                                         with_std=with_std),
+             "runs.csv": to_csv_text(runs_frame(runs, metrics))}
+    out = Path(out_dir)
+    for name, text in texts.items():
+        atomic_write_text(out / name, text)
+    if figures:
+        figs.write_heatmaps(runs, out / "figures", pdf=pdf)
+        figs.write_motion_renders(runs, out / "figures", max_samples=max_samples, pdf=pdf)
+    return summary
+
+
+def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, *, metric: str = "AR",
+            setting: str | None = None, alpha: float = 0.05, allow_mixed: bool = False,
+            strict: bool = False, pdf: bool = False, seed: int = 0) -> "pd.DataFrame":
+    """Statistics of one metric across orders and methods; writes stats.csv, stats.md and the CD
+    diagram; returns the tidy stats rows."""
+    from benchmark.io import atomic_write_text
+    from leaderboard import figures as figs
+    from leaderboard.runs import available_metrics, load_runs, runs_frame, validate_metrics
+    from leaderboard.stats import run_stats, to_markdown
+    from leaderboard.tables import to_csv_text
+
+    runs = load_runs(run_dirs, allow_mixed=allow_mixed, strict=strict)
+    (metric,) = validate_metrics([metric], available_metrics(runs))
+    per_run = runs_frame(runs, [metric])
+    if setting is not None:
+        settings = sorted(per_run["setting"].unique())
+        if setting.lower() not in settings:
+            raise DataError(None, f"no runs in setting {setting!r}", f"choose from {', '.join(settings)}")
+        per_run = per_run[per_run["setting"] == setting.lower()]
+    res = run_stats(per_run, metric, alpha=alpha, seed=seed)
+    out = Path(out_dir)
+    csv_text, md_text = to_csv_text(res.rows), to_markdown(res)
+    atomic_write_text(out / "stats.csv", csv_text)
+    atomic_write_text(out / "stats.md", md_text)
+    if len(res.avg_ranks) >= 2 and not res.nemenyi.empty:
+        fig = figs.cd_figure(res.avg_ranks, res.nemenyi, res.cd, metric, alpha)
+        figs.save_figure(fig, out / f"cd_diagram_{metric}", pdf=pdf)
+    return res.rows
+
+
+# ----------------------------------------------------------------------------- CLI
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUNS",
+                        help="run folders, or folders searched recursively for result.json")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="merge runs whose stage hashes/preset differ (default: refuse)")
+    parser.add_argument("--strict", action="store_true",
+                        help="error on unfinished runs and stale result.json summaries")
+    parser.add_argument("--pdf", action="store_true", help="also write figures as PDF")
+
+
+def leaderboard_args(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--with-reference", action="store_true",
+                        help="add the paper's published Table 2 numbers as rows marked 'paper'")
+    parser.add_argument("--metrics", nargs="+", help="aggregates to tabulate (default: all)")
+    parser.add_argument("--std", action="store_true", help="LaTeX cells as mean$\\pm$std")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--max-samples", type=int, default=4, help="motion renders per setting")
+
+
+def leaderboard(args: argparse.Namespace) -> int:
+    summary = build_leaderboard(args.runs, args.out, with_reference=args.with_reference,
+                                allow_mixed=args.allow_mixed, metrics=args.metrics, pdf=args.pdf,
+                                strict=args.strict, with_std=args.std, figures=not args.no_figures,
+                                max_samples=args.max_samples)
+    print(format_summary(summary))
+    print(f"wrote {args.out}/leaderboard.csv, leaderboard_wide.csv, leaderboard.tex, runs.csv"
+          + ("" if args.no_figures else " and figures/"))
+    return 0
+
+
+def compare_args(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--metric", default="AR", help="aggregate to compare (default AR)")
+    parser.add_argument("--setting", help="restrict to one setting (unseen or mixed)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+def compare(args: argparse.Namespace) -> int:
+    compare_runs(args.runs, args.out, metric=args.metric, setting=args.setting, alpha=args.alpha,
+                 allow_mixed=args.allow_mixed, strict=args.strict, pdf=args.pdf, seed=args.seed)
+    print((Path(args.out) / "stats.md").read_text())
+    return 0
+
+
+def format_summary(summary: "pd.DataFrame") -> str:
+    """Mean (std) per method x setting.metric, for the terminal."""
+    from leaderboard.tables import TABLE_METRICS
+
+    s = summary[summary["metric"].isin(TABLE_METRICS)] if summary["metric"].isin(TABLE_METRICS).any() \
+        else summary
+    s = s.copy()
+    s["cell"] = ["-" if m != m else f"{m:.4g}" + ("" if st != st else f" ({st:.2g})")
+                 for m, st in zip(s["mean"], s["std"])]
+    s["row"] = s["display"] + s["source"].map(lambda x: " (paper)" if x == "paper" else "")
+    order = list(dict.fromkeys(s["row"]))
+    cols = list(dict.fromkeys(s["setting"] + "." + s["metric"]))
+    piv = s.pivot_table(index="row", columns=s["setting"] + "." + s["metric"], values="cell",
+                        aggfunc="first").reindex(index=order, columns=cols)
+    return piv.fillna("-").to_string()

@@ -1,0 +1,301 @@
+"""Read and validate run folders (docs/CONTRACTS.md "Run folders"), recompute their aggregates
+from the saved matrices, and refuse to merge runs whose configurations differ.
+
+Only result files are read here; no training code is imported.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.io import DataError, hash_json
+from evaluators.continual import DIRECTIONS
+
+# Aggregate name -> True when lower is better (the evaluator's directions, the paper's arrows).
+LOWER_IS_BETTER: dict[str, bool] = {k: v == "lower" for k, v in DIRECTIONS.items()}
+LOWER_IS_BETTER["generation_failure_rate"] = True
+# Fields that must agree between merged runs, and the run keys within which they must agree
+# (a split depends on the setting and may depend on the seed; the rest is shared by all runs).
+STAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "corpus": (), "tokenizer": (), "evaluator": (), "backbone": (), "preset": (),
+    "split": ("setting", "seed"), "method_config": ("method",),
+}
+RESULT_KEYS = ("method", "setting", "order", "seed", "scenario_order", "aggregates")
+AGREE_RTOL, AGREE_ATOL = 1e-4, 1e-6
+
+
+def is_lower_better(metric: str) -> bool:
+    """Direction of an aggregate; unknown metrics are treated as higher-is-better."""
+    return LOWER_IS_BETTER.get(metric, False)
+
+
+@dataclass
+class Run:
+    """One finished run: identity, stage hashes, matrices and (recomputed) aggregates."""
+
+    path: Path
+    method: str
+    setting: str
+    order: str
+    seed: int
+    preset: str | None
+    scenario_order: list[str]
+    stage_hashes: dict[str, str]
+    method_config_hash: str
+    matrices: dict[str, pd.DataFrame]
+    baseline: pd.DataFrame | None
+    aggregates: dict[str, float]
+    reported: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.method, self.setting, self.order, self.seed)
+
+    def metric(self, name: str) -> float:
+        return self.aggregates.get(name, self.extra.get(name, math.nan))
+
+
+# ----------------------------------------------------------------------------- discovery
+def find_run_dirs(paths: list[str | Path], strict: bool = False) -> list[Path]:
+    """Finished run folders under ``paths`` (each a run folder or a folder searched recursively).
+
+    Folders that look like runs (``config.json`` or ``progress.json``) but have no
+    ``result.json`` are unfinished: skipped with a warning, or a DataError when ``strict``.
+    """
+    if not paths:
+        raise DataError(None, "no run folders given", "pass one or more RUNS folders")
+    found: list[Path] = []
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            raise DataError(root, "folder does not exist", "check the RUNS path")
+        if root.is_file():
+            raise DataError(root, "expected a run folder, got a file",
+                            "pass the folder that holds result.json")
+        results = sorted(p.parent for p in root.rglob("result.json"))
+        markers = {p.parent for p in root.rglob("progress.json")}
+        markers |= {p.parent for p in root.rglob("config.json") if _looks_like_run_config(p)}
+        unfinished = sorted(m for m in markers if not (m / "result.json").exists()
+                            and not any(m in r.parents or r in m.parents for r in results))
+        for u in unfinished:
+            msg = "run folder has no result.json (unfinished run)"
+            if strict:
+                raise DataError(u, msg, "finish it with `l2emg run ... --resume` or drop --strict")
+            warnings.warn(f"{u}: {msg}; skipped", stacklevel=2)
+        if not results:
+            raise DataError(root, "no finished run (result.json) found here",
+                            "point RUNS at run folders written by `l2emg run`/`l2emg sweep`")
+        found.extend(results)
+    unique = sorted({p.resolve() for p in found})
+    return unique
+
+
+def _looks_like_run_config(path: Path) -> bool:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(obj, dict) and "method" in obj and "setting" in obj
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(path, "file is missing", "rerun the run that should have written it") from None
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"not valid JSON ({err.msg} at line {err.lineno})",
+                        "rerun the run; result files are written atomically") from None
+    if not isinstance(obj, dict):
+        raise DataError(path, "expected a JSON object", "rerun the run")
+    return obj
+
+
+def _read_matrix(path: Path, order: list[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(path, f"unreadable matrix CSV ({err})", "rerun the run") from None
+    if list(df.columns) != order:
+        raise DataError(path, f"columns {list(df.columns)} are not the run's scenario order {order}",
+                        "the matrix and result.json come from different runs; rerun it")
+    n_rows = len(df)
+    if not 1 <= n_rows <= len(order) or list(df.index) != [f"after_{i}" for i in range(1, n_rows + 1)]:
+        raise DataError(path, f"rows {list(df.index)} are not after_1..after_k (k <= {len(order)})",
+                        "rerun the run")
+    try:
+        return df.astype(float)
+    except ValueError:
+        raise DataError(path, "matrix holds non-numeric values", "rerun the run") from None
+
+
+def _read_matrices(run_dir: Path, order: list[str]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    mdir = run_dir / "matrices"
+    if not mdir.is_dir():
+        raise DataError(mdir, "matrices/ folder is missing", "rerun the run (its evaluation did not finish)")
+    mats = {p.stem: _read_matrix(p, order) for p in sorted(mdir.glob("*.csv")) if p.stem != "baseline"}
+    if not mats:
+        raise DataError(mdir, "no matrix CSVs", "rerun the run")
+    base_path = mdir / "baseline.csv"
+    baseline = None
+    if base_path.exists():
+        baseline = pd.read_csv(base_path, index_col=0).astype(float)
+    return mats, baseline
+
+
+def _baseline_arrays(baseline: pd.DataFrame | None, order: list[str]) -> dict[str, np.ndarray] | None:
+    """baseline.csv (rows = metric keys, columns = subsets) -> {metric: (N,) array}, or None."""
+    if baseline is None or list(baseline.columns) != order:
+        return None
+    return {str(k): baseline.loc[k].to_numpy(dtype=float) for k in baseline.index}
+
+
+def recompute_aggregates(mats: dict[str, pd.DataFrame], baseline: pd.DataFrame | None,
+                         path: Path | None = None) -> dict[str, float]:
+    """Aggregates recomputed from the matrices with ``evaluators.continual`` (the one definition).
+
+    A run evaluated fewer times than it has subsets (e.g. one joint multi-task run, a single
+    ``after_1`` row) gets last-row averages only; FR, BWT and FWT are NaN then.
+    """
+    from evaluators.continual import FINAL_AVERAGES, aggregates
+    from evaluators.metrics import METRIC_KEYS
+
+    arrays = {k: v.to_numpy(dtype=float) for k, v in mats.items() if k in METRIC_KEYS}
+    if all(a.shape[0] == a.shape[1] for a in arrays.values()):
+        order = list(next(iter(mats.values())).columns)
+        base = _baseline_arrays(baseline, order)
+        base = None if base is None else {k: v for k, v in base.items() if np.isfinite(v).all()}
+        try:
+            return aggregates(arrays, baseline=base)
+        except ValueError as err:
+            raise DataError(path, f"invalid matrices ({err})", "rerun the run's evaluation") from None
+    out = {agg: float(np.mean(arrays[key][-1])) if key in arrays else math.nan
+           for agg, key in FINAL_AVERAGES.items()}
+    out.update(FR=math.nan, BWT=math.nan, FWT=math.nan)
+    return out
+
+
+def _agree(a: float, b: float) -> bool:
+    if math.isnan(a) and math.isnan(b):
+        return True
+    return math.isclose(a, b, rel_tol=AGREE_RTOL, abs_tol=AGREE_ATOL)
+
+
+def load_run(run_dir: str | Path, strict: bool = False) -> Run:
+    """Read and validate one finished run folder."""
+    run_dir = Path(run_dir)
+    res_path = run_dir / "result.json"
+    res = _read_json(res_path)
+    missing = [k for k in RESULT_KEYS if k not in res]
+    if missing:
+        raise DataError(res_path, f"missing keys {missing}", "rerun the run with the current code")
+    config = _read_json(run_dir / "config.json") if (run_dir / "config.json").exists() else {}
+    order = [str(s) for s in res["scenario_order"]]
+    mats, baseline = _read_matrices(run_dir, order)
+    agg = recompute_aggregates(mats, baseline, run_dir / "matrices")
+    reported = {k: float(v) for k, v in res["aggregates"].items() if v is not None}
+    for name, value in reported.items():
+        if math.isfinite(agg.get(name, math.nan)) and not _agree(agg[name], value):
+            msg = (f"result.json says {name}={value:.6g} but its matrices give {agg[name]:.6g} "
+                   "(stale summary)")
+            if strict:
+                raise DataError(res_path, msg, "rerun the run's evaluation or drop --strict")
+            warnings.warn(f"{res_path}: {msg}; using the matrices", stacklevel=2)
+    for name, value in reported.items():  # aggregates we cannot recompute are taken as reported
+        if not math.isfinite(agg.get(name, math.nan)):
+            agg[name] = value
+    stages = dict(res.get("stage_hashes") or config.get("stage_hashes") or {})
+    preset = res.get("preset", config.get("preset"))
+    extra = {}
+    if isinstance(res.get("generation_failure_rate"), (int, float)):
+        extra["generation_failure_rate"] = float(res["generation_failure_rate"])
+    return Run(path=run_dir, method=str(res["method"]), setting=str(res["setting"]).lower(),
+               order=str(res["order"] if not isinstance(res["order"], dict)
+                         else res["order"].get("name")),
+               seed=int(res["seed"]), preset=None if preset is None else str(preset),
+               scenario_order=order, stage_hashes={k: str(v) for k, v in stages.items()},
+               method_config_hash=hash_json(config.get("method_config", res.get("method_config", {}))),
+               matrices=mats, baseline=baseline, aggregates=agg, reported=reported, extra=extra)
+
+
+def _field_value(run: Run, name: str) -> str | None:
+    if name == "preset":
+        return run.preset
+    if name == "method_config":
+        return run.method_config_hash
+    return run.stage_hashes.get(name)
+
+
+def check_compatible(runs: list[Run]) -> list[str]:
+    """Problems that make ``runs`` unsafe to merge (differing stage hashes/preset, duplicates)."""
+    problems: list[str] = []
+    seen: dict[tuple, Path] = {}
+    for r in runs:
+        if r.key in seen:
+            problems.append(f"duplicate run {r.key}: {seen[r.key]} and {r.path}")
+        seen.setdefault(r.key, r.path)
+    for name, within in STAGE_FIELDS.items():
+        groups: dict[tuple, dict[str | None, list[Path]]] = {}
+        for r in runs:
+            gkey = tuple(getattr(r, w) for w in within)
+            groups.setdefault(gkey, {}).setdefault(_field_value(r, name), []).append(r.path)
+        for gkey, values in groups.items():
+            if len(values) > 1:
+                scope = f" (within {dict(zip(within, gkey))})" if within else ""
+                listing = "; ".join(f"{v!s}: {', '.join(str(p) for p in ps[:3])}"
+                                    + (f" (+{len(ps) - 3} more)" if len(ps) > 3 else "")
+                                    for v, ps in values.items())
+                problems.append(f"field '{name}' differs{scope}: {listing}")
+    return problems
+
+
+def load_runs(paths: list[str | Path], allow_mixed: bool = False, strict: bool = False) -> list[Run]:
+    """Find, read and validate runs; refuse mixed configurations unless ``allow_mixed``."""
+    runs = [load_run(p, strict=strict) for p in find_run_dirs(paths, strict=strict)]
+    problems = check_compatible(runs)
+    dup = [p for p in problems if p.startswith("duplicate")]
+    if dup:
+        raise DataError(None, "the same run appears twice: " + " | ".join(dup),
+                        "pass each run folder once (remove the copy)")
+    if problems and not allow_mixed:
+        raise DataError(None, "refusing to merge runs with different configurations: "
+                        + " | ".join(problems),
+                        "compare runs of one configuration, or pass --allow-mixed")
+    if problems:
+        warnings.warn("merging mixed configurations: " + " | ".join(problems), stacklevel=2)
+    return runs
+
+
+def runs_frame(runs: list[Run], metrics: list[str] | None = None) -> pd.DataFrame:
+    """Tidy per-run values: method, setting, order, seed, metric, value, path."""
+    valid = available_metrics(runs)
+    metrics = validate_metrics(metrics, valid) if metrics else valid
+    rows = [{"method": r.method, "setting": r.setting, "order": r.order, "seed": r.seed,
+             "metric": m, "value": r.metric(m), "path": str(r.path)} for r in runs for m in metrics]
+    return pd.DataFrame(rows)
+
+
+def available_metrics(runs: list[Run]) -> list[str]:
+    """Aggregate names present in any run, in the paper's column order first."""
+    names = {k for r in runs for k in list(r.aggregates) + list(r.extra)}
+    known = [m for m in LOWER_IS_BETTER if m in names]
+    return known + sorted(names - set(known))
+
+
+def validate_metrics(metrics: list[str], valid: list[str]) -> list[str]:
+    """Return metrics as given (case-insensitive match) or raise listing the valid names."""
+    lookup = {v.lower(): v for v in valid}
+    out = []
+    for m in metrics:
+        if m.lower() not in lookup:
+            raise DataError(None, f"unknown metric {m!r}", f"choose from {', '.join(valid)}")
+        out.append(lookup[m.lower()])
+    return out
