@@ -1,0 +1,218 @@
+"""The Evaluator API: embeddings, emotion predictions and the full metric row for generations.
+
+One folder = one evaluator: ``config.json`` (sizes, vocabulary, emotions, corpus hash),
+``evaluator.pt`` (T2M + emotion weights, evaluator mean/std) and ``report.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from benchmark.io import DataError, atomic_dir, atomic_torch_save, atomic_write_bytes, atomic_write_json, hash_files
+from evaluators import metrics as M
+from evaluators.config import EvaluatorConfig
+from evaluators.data import check_motions, pad_batch
+from evaluators.emotion import EmotionClassifier, predict
+from evaluators.modules import NetConfig, T2MEvaluatorNet
+from evaluators.vocab import Vocabulary
+
+FILES = ("config.json", "evaluator.pt")
+
+
+def build_nets(cfg: EvaluatorConfig) -> tuple[T2MEvaluatorNet, EmotionClassifier]:
+    net = T2MEvaluatorNet(NetConfig(
+        vocab_size=len(cfg.vocab), dim_word=cfg.dim_word, dim_pos=cfg.dim_pos,
+        dim_text_hidden=cfg.dim_text_hidden, dim_movement_hidden=cfg.dim_movement_hidden,
+        dim_movement_latent=cfg.dim_movement_latent, dim_motion_hidden=cfg.dim_motion_hidden,
+        dim_coemb=cfg.dim_coemb, dim_motion_in=cfg.feature_dim - 4,
+        freeze_words=cfg.word_vectors is not None))
+    emo = EmotionClassifier(len(cfg.emotions), cfg.feature_dim - 4, cfg.dim_emo_movement, cfg.dim_emo_hidden)
+    return net, emo
+
+
+def _hash_arrays(arrays: Sequence[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+class Evaluator:
+    """T2M text/motion embedder + emotion classifier.  ``device`` is passed in (default CPU);
+    ``cache_dir`` holds ground-truth statistics keyed by (evaluator, reference content) hash."""
+
+    def __init__(self, config: EvaluatorConfig, net: T2MEvaluatorNet, emotion: EmotionClassifier,
+                 mean: np.ndarray, std: np.ndarray, device: torch.device | str = "cpu",
+                 cache_dir: str | os.PathLike | None = None, root: Path | None = None):
+        self.config, self.device = config, torch.device(device)
+        self.vocab = Vocabulary(list(config.vocab), config.max_text_len)
+        self.net, self.emotion = net.to(self.device).eval(), emotion.to(self.device).eval()
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.root = root
+        self._hash: str | None = None
+
+    # ------------------------------------------------------------------ persistence
+    @property
+    def content_hash(self) -> str:
+        if self._hash is None:
+            if self.root is not None:
+                self._hash = hash_files([self.root / f for f in FILES], self.root)
+            else:
+                buf = io.BytesIO()
+                torch.save(self._state(), buf)
+                self._hash = hashlib.sha256(buf.getvalue()).hexdigest()[:16]
+        return self._hash
+
+    def _state(self) -> dict:
+        return {"t2m": self.net.state_dict(), "emotion": self.emotion.state_dict(),
+                "mean": torch.from_numpy(self.mean), "std": torch.from_numpy(self.std)}
+
+    def save(self, out: str | os.PathLike, report: dict | None = None, overwrite: bool = True) -> Path:
+        """Write the folder atomically (config.json, evaluator.pt, report.json)."""
+        out = Path(out)
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            atomic_write_json(tmp / "config.json", self.config.to_dict())
+            atomic_torch_save(tmp / "evaluator.pt", self._state())
+            atomic_write_json(tmp / "report.json", report or {})
+        self.root, self._hash = out, None
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu",
+             cache_dir: str | os.PathLike | None = None) -> "Evaluator":
+        """Load a folder written by :meth:`save`; DataError on missing or inconsistent files."""
+        root = Path(path)
+        for name in FILES:
+            if not (root / name).is_file():
+                raise DataError(root / name, "missing from the evaluator folder",
+                                "train one with `l2emg evaluator train --corpus DIR --out DIR`")
+        try:
+            cfg = EvaluatorConfig.from_dict(json.loads((root / "config.json").read_text()),
+                                            root / "config.json")
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            if isinstance(err, DataError):
+                raise
+            raise DataError(root / "config.json", f"invalid evaluator config ({err})",
+                            "retrain the evaluator") from err
+        try:
+            state = torch.load(root / "evaluator.pt", map_location="cpu", weights_only=True)
+        except (RuntimeError, OSError, EOFError) as err:
+            raise DataError(root / "evaluator.pt", f"cannot be read ({err})", "retrain the evaluator") from err
+        net, emo = build_nets(cfg)
+        try:
+            net.load_state_dict(state["t2m"])
+            emo.load_state_dict(state["emotion"])
+        except (KeyError, RuntimeError) as err:
+            raise DataError(root / "evaluator.pt", f"weights do not match config.json "
+                            f"(vocabulary {len(cfg.vocab)} words, dims): {str(err)[:200]}",
+                            "use the config.json saved with these weights") from err
+        return cls(cfg, net, emo, state["mean"].numpy(), state["std"].numpy(), device, cache_dir, root)
+
+    def check_corpus(self, corpus, max_unknown: float = 0.25) -> None:
+        """DataError if ``corpus`` does not fit this evaluator (feature dim, emotions, vocabulary)."""
+        where = getattr(corpus, "root", None)
+        if len(corpus.mean) != self.config.feature_dim:
+            raise DataError(where, f"features have {len(corpus.mean)} dims, the evaluator expects "
+                            f"{self.config.feature_dim}", "use an evaluator trained on this feature layout")
+        if list(corpus.emotions) != list(self.config.emotions):
+            raise DataError(where, f"emotions {list(corpus.emotions)} differ from the evaluator's "
+                            f"{self.config.emotions}", "train the evaluator on this corpus")
+        caps = [c for i in corpus.part_ids("test")[:500] for c in corpus.texts(i)]
+        rate = self.vocab.unknown_rate(caps)
+        if rate > max_unknown:
+            raise DataError(where, f"{rate:.0%} of caption words are outside the evaluator vocabulary",
+                            "train the evaluator on this corpus (`l2emg evaluator train`)")
+
+    # ------------------------------------------------------------------ embeddings
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 512) -> np.ndarray:
+        """Caption embeddings ``(N, dim_coemb)`` float32."""
+        if len(texts) == 0:
+            raise DataError(None, "texts: empty list", "pass at least one caption")
+        out = []
+        for s in range(0, len(texts), batch_size):
+            ids, pos, lens = self.vocab.encode_batch(list(texts[s:s + batch_size]))
+            t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+            out.append(self.net.encode_text(t(ids), t(pos), t(lens)).cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    @torch.no_grad()
+    def embed_motions(self, motions: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Motion embeddings ``(N, dim_coemb)`` for raw ``(T, 263)`` features (first 196 frames,
+        length cut to a multiple of 4; batches grouped by length, original order returned)."""
+        motions = check_motions(motions)
+        order = np.argsort([len(m) for m in motions], kind="stable")
+        out = np.empty((len(motions), self.config.dim_coemb), np.float32)
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            x, lens = pad_batch([motions[i] for i in idx], self.mean, self.std, self.device,
+                                self.config.max_motion_len)
+            out[idx] = self.net.encode_motion(x, lens).cpu().numpy()
+        return out
+
+    def predict_emotions(self, motions: Sequence[np.ndarray]) -> np.ndarray:
+        """Emotion class ids ``(N,)`` (index into ``config.emotions``)."""
+        return predict(self.emotion, check_motions(motions), self.mean, self.std, self.device)
+
+    def reference_statistics(self, reference: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, sigma) of the reference embeddings, cached on disk by content hash."""
+        reference = check_motions(reference, "reference")
+        key = f"{self.content_hash}-{_hash_arrays(reference)}"
+        path = self.cache_dir / f"gt_stats_{key}.npz" if self.cache_dir else None
+        if path is not None and path.is_file():
+            with np.load(path) as z:
+                return z["mu"], z["sigma"]
+        mu, sigma = M.activation_statistics(self.embed_motions(reference))
+        if path is not None:
+            buf = io.BytesIO()
+            np.savez(buf, mu=mu, sigma=sigma)
+            atomic_write_bytes(path, buf.getvalue())
+        return mu, sigma
+
+    # ------------------------------------------------------------------ metrics
+    def evaluate(self, generated: Sequence[np.ndarray], texts: Sequence[str], emotions: Sequence[int],
+                 reference: Sequence[np.ndarray], mm_generated: Sequence[Sequence[np.ndarray]] | None = None,
+                 repeats: int = 1, seed: int = 0, batch_size: int = 32) -> dict:
+        """Metric row (keys :data:`METRIC_KEYS`, ``*_ci95`` when ``repeats > 1``).
+
+        ``generated[i]`` was generated from ``texts[i]`` with emotion ``emotions[i]`` (class id or
+        name).  R-precision uses batches of ``min(batch_size, n)`` pairs (``r_precision_batch``;
+        chance = 1/batch), shuffled per repeat with ``seed + r``; diversity uses
+        ``min(300, n)`` pairs (``diversity_pairs``); multimodality ``min(10, gens)`` pairs, NaN
+        without ``mm_generated``.  FID and emotion F1 are deterministic (CI 0).
+        """
+        from evaluators.scoring import score_embeddings
+
+        generated = check_motions(generated, "generated")
+        n = len(generated)
+        if len(texts) != n or len(emotions) != n:
+            raise DataError(None, f"generated ({n}), texts ({len(texts)}) and emotions "
+                            f"({len(emotions)}) must have the same length", "pass one text and emotion per motion")
+        if n < 2:
+            raise DataError(None, "need at least 2 generated motions", "evaluate a larger test set")
+        if repeats < 1:
+            raise ValueError("repeats must be >= 1")
+        labels = np.array([self.config.emotions.index(e) if isinstance(e, str) else int(e) for e in emotions])
+        mm_emb = None
+        if mm_generated is not None:
+            groups = [check_motions(g, "mm_generated") for g in mm_generated]
+            gens = min(len(g) for g in groups)
+            if gens < 2:
+                raise DataError(None, "mm_generated needs >= 2 generations per text", "generate more per text")
+            flat = self.embed_motions([m for g in groups for m in g[:gens]])
+            mm_emb = flat.reshape(len(groups), gens, -1)
+        mu, sigma = self.reference_statistics(reference)
+        return score_embeddings(
+            text_emb=self.embed_texts(list(texts)), motion_emb=self.embed_motions(generated),
+            ref_stats=(mu, sigma), pred_emotions=self.predict_emotions(generated),
+            true_emotions=labels, mm_emb=mm_emb, repeats=repeats, seed=seed, batch_size=batch_size)

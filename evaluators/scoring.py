@@ -1,0 +1,55 @@
+"""From embeddings to the metric row (pure numpy): what ``Evaluator.evaluate`` computes after
+embedding, split out so it can be tested and timed without networks."""
+from __future__ import annotations
+
+import numpy as np
+
+from evaluators import metrics as M
+
+DIVERSITY_PAIRS = 300
+MM_PAIRS = 10
+
+
+def score_embeddings(text_emb: np.ndarray, motion_emb: np.ndarray,
+                     ref_stats: tuple[np.ndarray, np.ndarray], pred_emotions: np.ndarray,
+                     true_emotions: np.ndarray, mm_emb: np.ndarray | None = None,
+                     repeats: int = 1, seed: int = 0, batch_size: int = 32) -> dict:
+    """Metric row from matched text/motion embeddings ``(n, D)``, the reference (mu, sigma),
+    emotion predictions/labels ``(n,)`` and optional multimodality embeddings ``(texts, gens, D)``.
+
+    Each repeat ``r`` shuffles the pairs with ``seed + r`` before cutting R-precision batches
+    (incomplete last batch dropped, matching score over the same pairs) and draws new
+    diversity/multimodality pairs.
+    """
+    n = len(motion_emb)
+    bs = min(batch_size, n)
+    n_div = min(DIVERSITY_PAIRS, n)
+    fid = M.frechet_distance(*M.activation_statistics(motion_emb), *ref_stats)
+    f1 = M.emotion_f1(pred_emotions, true_emotions)
+    runs: dict[str, list[float]] = {k: [] for k in ("r_precision_top1", "r_precision_top2",
+                                                    "r_precision_top3", "matching_score",
+                                                    "diversity", "multimodality")}
+    for r in range(repeats):
+        rng = np.random.default_rng(seed + r)
+        perm = rng.permutation(n)[: (n // bs) * bs]
+        rp = M.r_precision(text_emb[perm], motion_emb[perm], top_k=min(3, bs), batch_size=bs)
+        rp = np.pad(rp, (0, 3 - len(rp)), constant_values=1.0)
+        for k in range(3):
+            runs[f"r_precision_top{k + 1}"].append(float(rp[k]))
+        runs["matching_score"].append(M.matching_score(text_emb[perm], motion_emb[perm]))
+        runs["diversity"].append(M.diversity(motion_emb, n_div, seed=seed + r))
+        if mm_emb is not None:
+            runs["multimodality"].append(M.multimodality(mm_emb, min(MM_PAIRS, mm_emb.shape[1]),
+                                                         seed=seed + r))
+        else:
+            runs["multimodality"].append(float("nan"))
+    out: dict = {"fid": fid, "emotion_f1": f1, "n": int(n), "r_precision_batch": int(bs),
+                 "diversity_pairs": int(n_div), "repeats": int(repeats)}
+    for k, vals in runs.items():
+        out[k], ci = M.mean_ci95(vals)
+        if repeats > 1:
+            out[f"{k}_ci95"] = ci
+    if repeats > 1:
+        out["fid_ci95"] = 0.0
+        out["emotion_f1_ci95"] = 0.0
+    return out
