@@ -282,3 +282,29 @@ def order_name(order: int | str | Sequence[str]) -> str:
         return str(int(order))
     parts = order.split(",") if isinstance(order, str) else list(order)
     return "custom-" + "-".join(scenario_slug(str(p)) for p in parts if str(p).strip())
+
+
+def summarize(corpus, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table-1-style counts: one row per subset (or per scenario without a manifest) with its
+    motions per scenario, per emotion and per part, plus a ``total`` row."""
+    labels = corpus.labels[["id", "scenario", "emotion", "part"]].astype({"id": str})
+    if manifest is None:
+        df = labels.assign(subset=labels["scenario"])
+        order = [s for s in corpus.scenarios if s in set(df["subset"])]
+    else:
+        df = manifest[["id", "subset"]].merge(labels, on="id", how="left")
+        order = list(dict.fromkeys(
+            [s for s in (*corpus.scenarios, *MIXED_SUBSETS) if s in set(df["subset"])]))
+    blocks = []
+    for col, names in (("scenario", corpus.scenarios), ("emotion", corpus.emotions),
+                       ("part", PARTS)):
+        t = pd.crosstab(df["subset"], df[col]).reindex(index=order, columns=list(names),
+                                                       fill_value=0)
+        if col == "scenario" and manifest is None:
+            continue  # the diagonal only: the "total" column says it
+        blocks.append(t)
+    table = pd.concat(blocks, axis=1)
+    table["total"] = df.groupby("subset").size().reindex(order).to_numpy()
+    table.loc["total"] = table.sum(axis=0)
+    table.index.name = "subset"
+    return table.astype(int)
