@@ -172,7 +172,8 @@ def retarget(joints, target_offsets=None):
 
 
 def rest_pose(offsets=None) -> np.ndarray:
-    """``(22, 3)`` T-pose positions of a skeleton (root at the origin), for plots and tests."""
+    """``(22, 3)`` rest-pose positions (identity rotations: limbs hanging down, feet +z) of a
+    skeleton with its root at the origin, for plots and tests."""
     rot = np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (N_JOINTS, 1))
     return forward_kinematics(rot, np.zeros(3), offsets)
 
