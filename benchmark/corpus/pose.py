@@ -80,18 +80,15 @@ def body_offsets(rng: np.random.Generator) -> np.ndarray:
     return REST_DIRS * lengths[:, None]
 
 
-def euler_to_matrix(ang: torch.Tensor) -> torch.Tensor:
-    """``(..., 3)`` angles (rad; applied x, then y, then z about fixed axes) -> ``(..., 3, 3)``."""
-    c, s = torch.cos(ang), torch.sin(ang)
-    one, zero = torch.ones_like(c[..., 0]), torch.zeros_like(c[..., 0])
-
-    def mat(rows):
-        return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
-
-    rx = mat([[one, zero, zero], [zero, c[..., 0], -s[..., 0]], [zero, s[..., 0], c[..., 0]]])
-    ry = mat([[c[..., 1], zero, s[..., 1]], [zero, one, zero], [-s[..., 1], zero, c[..., 1]]])
-    rz = mat([[c[..., 2], -s[..., 2], zero], [s[..., 2], c[..., 2], zero], [zero, zero, one]])
-    return rz @ ry @ rx
+def euler_to_matrix(ang: np.ndarray) -> torch.Tensor:
+    """``(..., 3)`` angles (rad; applied x, then y, then z about fixed axes) -> ``(..., 3, 3)``
+    float64 tensor ``Rz @ Ry @ Rx`` (closed form)."""
+    cx, cy, cz = np.moveaxis(np.cos(ang), -1, 0)
+    sx, sy, sz = np.moveaxis(np.sin(ang), -1, 0)
+    m = np.stack([cy * cz, sx * sy * cz - cx * sz, cx * sy * cz + sx * sz,
+                  cy * sz, sx * sy * sz + cx * cz, cx * sy * sz - sx * cz,
+                  -sy, sx * cy, cx * cy], axis=-1)
+    return torch.from_numpy(m.reshape(ang.shape[:-1] + (3, 3)))
 
 
 def smooth_noise(rng: np.random.Generator, t: np.ndarray, shape: tuple[int, ...], std: float,
