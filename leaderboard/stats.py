@@ -241,7 +241,7 @@ def to_markdown(res: StatsResult) -> str:
         else:
             test = "Friedman" if r.analysis == "methods_friedman" else "Wilcoxon signed-rank"
             verdict = "methods differ" if r.significant else "no significant difference"
-            out.append(f"- {test} over {r.n_blocks} blocks (setting x order x seed), {r.k} methods: "
+            out.append(f"- {test} over {int(r.n_blocks)} blocks (setting x order x seed), {int(r.k)} methods: "
                        f"statistic {r.statistic:.3f}, p = {_p(r.p_value)} -> **{verdict}** "
                        f"({r.effect_name} = {r.effect_size:.3f})")
     if len(res.avg_ranks):
@@ -257,7 +257,7 @@ def to_markdown(res: StatsResult) -> str:
             "|---|---|---|---|---|---|"]
     for r in rows[rows.analysis == "bootstrap_mean"].itertuples():
         ci = "-" if not np.isfinite(r.ci_low) else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
-        out.append(f"| {r.method} | {r.setting} | {r.n_blocks} | {r.mean:.4g} | {ci} | {r.note} |")
+        out.append(f"| {r.method} | {r.setting} | {int(r.n_blocks)} | {r.mean:.4g} | {ci} | {r.note} |")
     out += ["", "## Scenario orders (per method; blocks = seeds)", ""]
     for r in rows[rows.analysis == "orders_friedman"].itertuples():
         if r.note.startswith("not tested"):

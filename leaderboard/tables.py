@@ -87,8 +87,8 @@ def load_reference() -> pd.DataFrame:
 
 def wide_table(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per (source, method); columns '<setting>.<metric>.<mean|std|n>'."""
-    piv = summary.pivot_table(index=["source", "method", "display"], columns=["setting", "metric"],
-                              values=["mean", "std", "n"], aggfunc="first", dropna=False, sort=False)
+    piv = summary.set_index(["source", "method", "display", "setting", "metric"])[["mean", "std", "n"]]
+    piv = piv.unstack(["setting", "metric"])
     piv.columns = [f"{s}.{m}.{stat}" for stat, s, m in piv.columns]
     cols = sorted(piv.columns, key=lambda c: (
         SETTING_ORDER.index(c.split(".")[0]) if c.split(".")[0] in SETTING_ORDER else 9,
@@ -161,7 +161,7 @@ def to_latex(summary: pd.DataFrame, metrics: list[str] | None = None, with_std: 
     if paper:
         lines.append(r"\midrule")
         lines.append(rf"\multicolumn{{{ncol}}}{{l}}{{\textit{{Published numbers (paper's Table 2, "
-                     r"its own data and LLaMA-2 7B backbone; not comparable run for run)}}} \\")
+                     r"its own data and LLaMA-2 7B backbone; not comparable run for run)}} \\")
         lines += [row("paper", m, " (paper)") for m in paper]
     lines += [r"\bottomrule", r"\end{tabular}"]
     cap = caption or ("Lifelong empathic motion generation: mean" + (r"$\pm$std" if with_std else "")
