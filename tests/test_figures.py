@@ -28,11 +28,11 @@ def test_mean_matrix_aligns_orders_by_scenario_name(tmp_path):
             assert m.loc[a, b] == pytest.approx(expect), (a, b)
 
 def test_heatmaps_written(tmp_path):
-    make_sweep(tmp_path / "runs", {"sapt": 0.3, "es_moe": 0.35}, settings=("unseen", "mixed"),
+    make_sweep(tmp_path / "runs", {"sapt": 0.3, "es_moe": 0.35}, settings=("mixed",),
                orders=(1, 2), seeds=(0,))
     files = write_heatmaps(load_runs([tmp_path / "runs"]), tmp_path / "fig", pdf=True)
     names = {f.name for f in files}
-    assert {"heatmap_fid_unseen.png", "heatmap_r_precision_top1_mixed.pdf"} <= names
+    assert {"heatmap_fid_mixed.png", "heatmap_r_precision_top1_mixed.pdf"} <= names
     assert Image.open(tmp_path / "fig" / "heatmap_fid_mixed.png").size[0] > 300
 
 
