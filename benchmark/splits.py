@@ -306,5 +306,5 @@ def summarize(corpus, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
     table = pd.concat(blocks, axis=1)
     table["total"] = df.groupby("subset").size().reindex(order).to_numpy()
     table.loc["total"] = table.sum(axis=0)
-    table.index.name = "subset"
+    table.index.name = "scenario" if manifest is None else "subset"
     return table.astype(int)
