@@ -28,7 +28,7 @@ class EmotionClassifier(nn.Module):
         self.dim_motion_in = dim_motion_in
 
     def forward(self, motion: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        feats = self.motion_encoder(self.movement_encoder(motion[..., : self.dim_motion_in]),
+        feats = self.motion_encoder(self.movement_encoder(motion[..., : self.dim_motion_in], lens),
                                     lens // UNIT_LENGTH)
         return self.head(feats)
 

@@ -48,8 +48,14 @@ class MovementConvEncoder(nn.Module):
         )
         self.out_net = nn.Linear(output_size, output_size)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.out_net(self.main(inputs.permute(0, 2, 1)).permute(0, 2, 1))
+    def forward(self, inputs: torch.Tensor, lens: torch.Tensor | None = None) -> torch.Tensor:
+        """With ``lens`` (frames), the first conv's outputs past ``lens // 2`` are zeroed so that a
+        motion's codes do not depend on the padding of its batch (the original omits this)."""
+        h = self.main[:3](inputs.permute(0, 2, 1))
+        if lens is not None:
+            keep = torch.arange(h.shape[-1], device=h.device)[None, :] < (lens // 2)[:, None]
+            h = h * keep[:, None, :].to(h.dtype)
+        return self.out_net(self.main[3:](h).permute(0, 2, 1))
 
 
 def _head(hidden: int, out: int) -> nn.Sequential:
@@ -116,7 +122,7 @@ class T2MEvaluatorNet(nn.Module):
 
     def encode_motion(self, motion: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """Normalised ``(B, T, 263 or 259)`` (T multiple of 4), lens in frames -> ``(B, dim_coemb)``."""
-        movements = self.movement_encoder(motion[..., : self.cfg.dim_motion_in])
+        movements = self.movement_encoder(motion[..., : self.cfg.dim_motion_in], lens)
         return self.motion_encoder(movements, lens // UNIT_LENGTH)
 
     def load_original(self, ckpt: dict) -> None:
