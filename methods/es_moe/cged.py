@@ -1,0 +1,131 @@
+"""Causal-Guided Emotion Decoupling (CGED) block of ES-MoE (Wang et al., "Towards Closed-Loop
+Embodied Empathy Evolution", AAAI; Section "Causal-Guided Emotion Decoupling Block").
+
+The front-door adjustment P(Y|do(X)) ~ Softmax(phi(s_x, s_m)) (Eq. 2, NWGM approximation) is
+implemented with two attentions over the LM's input token embeddings X (B, T, d):
+
+* self-sampling  s_x = softmax(Q_m K_m^T / sqrt(a)) V_m,  Q_m = f(X), K_m = X W_k, V_m = X W_v
+  (attention over the sample's own prompt tokens);
+* cross-sampling s_m = softmax(Q_c K_g^T / sqrt(a)) V_g,  Q_c = g(X), K_g = D W_kg, V_g = D W_vg
+  where D (K, d) is a global dictionary of K-means centres of training-set features;
+* h = W [FFN1(s_x) ; FFN2(s_m)] + b, the emotion-highlighted input (B, T, d);
+* an emotion classifier (FC + ReLU layers, softmax in the cross-entropy) on the masked mean of h.
+
+The dictionary is a buffer (not trained by gradient).  :meth:`CGED.fit_dictionary` fits it with
+scikit-learn ``KMeans``: the first call on the features alone; later calls refit K centres on
+the old centres (weighted by their cluster sizes) together with the new features, so the
+dictionary summarises every seen scenario in a fixed K x d memory without storing old data.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from benchmark.io import DataError
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, d), (B, T) bool -> (B, d) mean over the True positions (zeros if none)."""
+    m = mask.to(x.dtype).unsqueeze(-1)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+
+
+class CGED(nn.Module):
+    """CGED block on token embeddings.
+
+    Args: ``d_model`` (d) LM hidden size; ``d_attn`` (a) query/key size; ``n_dict`` (K)
+    dictionary entries; ``d_ffn`` hidden size of FFN1/FFN2; ``n_emotions`` classes;
+    ``emo_hidden`` width of the classifier's hidden layers (``emo_layers`` of them).
+    """
+
+    def __init__(self, d_model: int, d_attn: int = 64, n_dict: int = 16, d_ffn: int = 128,
+                 n_emotions: int = 7, emo_hidden: int = 64, emo_layers: int = 2, seed: int = 0):
+        super().__init__()
+        if min(d_model, d_attn, n_dict, d_ffn, n_emotions, emo_hidden, emo_layers) < 1:
+            raise ValueError("CGED sizes must all be >= 1")
+        self.d_model, self.d_attn, self.n_dict, self.seed = d_model, d_attn, n_dict, seed
+        self.f = _mlp(d_model, d_attn, d_attn)            # query network of self-sampling
+        self.k_m = nn.Linear(d_model, d_attn)
+        self.v_m = nn.Linear(d_model, d_model)
+        self.g = _mlp(d_model, d_attn, d_attn)            # query network of cross-sampling
+        self.k_g = nn.Linear(d_model, d_attn)
+        self.v_g = nn.Linear(d_model, d_model)
+        self.ffn1 = _mlp(d_model, d_ffn, d_model)
+        self.ffn2 = _mlp(d_model, d_ffn, d_model)
+        self.out = nn.Linear(2 * d_model, d_model)        # W, b
+        layers, width = [], d_model
+        for _ in range(emo_layers):
+            layers += [nn.Linear(width, emo_hidden), nn.ReLU()]
+            width = emo_hidden
+        self.emotion_head = nn.Sequential(*layers, nn.Linear(width, n_emotions))
+        self.inject_gate = nn.Parameter(torch.zeros(()))  # tanh gate of h into the LM input
+        self.register_buffer("dictionary", torch.zeros(0, d_model))   # (K, d) K-means centres
+        self.register_buffer("counts", torch.zeros(0))                # (K,) cluster sizes
+
+    # ------------------------------------------------------------------ dictionary
+    @property
+    def fitted(self) -> bool:
+        return self.dictionary.shape[0] > 0
+
+    def fit_dictionary(self, features: np.ndarray | torch.Tensor) -> None:
+        """Fit / refit the K-means dictionary on ``features`` (N, d) (+ the current centres
+        weighted by their counts).  K is ``min(n_dict, number of points)``."""
+        from sklearn.cluster import KMeans
+
+        x = torch.as_tensor(features).detach().cpu().double().numpy()
+        if x.ndim != 2 or x.shape[1] != self.d_model or len(x) == 0 or not np.isfinite(x).all():
+            raise DataError(None, f"CGED dictionary features must be a finite (N>0, {self.d_model}) "
+                            f"array, got shape {tuple(x.shape)}", "pass mean-pooled prompt embeddings")
+        w = np.ones(len(x))
+        if self.fitted:
+            x = np.concatenate([self.dictionary.cpu().double().numpy(), x])
+            w = np.concatenate([self.counts.cpu().double().numpy(), w])
+        k = min(self.n_dict, len(np.unique(x.round(12), axis=0)))
+        km = KMeans(n_clusters=k, random_state=self.seed, n_init=4).fit(x, sample_weight=w)
+        sizes = np.bincount(km.labels_, weights=w, minlength=k)
+        dev = self.out.weight.device
+        self.dictionary = torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=dev)
+        self.counts = torch.as_tensor(sizes, dtype=torch.float32, device=dev)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("dictionary", "counts"):       # the dictionary size is data-dependent
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d) token embeddings, mask (B, T) bool (prompt tokens) -> h (B, T, d)."""
+        if not self.fitted:
+            raise RuntimeError("CGED dictionary is empty: call fit_dictionary(features) first")
+        x = x.float()
+        scale = 1.0 / math.sqrt(self.d_attn)
+        att = torch.einsum("bta,bsa->bts", self.f(x), self.k_m(x)) * scale
+        att = att.masked_fill(~mask.bool()[:, None, :], float("-inf"))
+        att = torch.nan_to_num(torch.softmax(att, -1))         # rows of all-masked samples -> 0
+        s_x = att @ self.v_m(x)                                 # (B, T, d) self-sampling
+        dic = self.dictionary
+        cross = torch.softmax(self.g(x) @ self.k_g(dic).T * scale, -1)     # (B, T, K)
+        s_m = cross @ self.v_g(dic)                             # (B, T, d) cross-sampling
+        return self.out(torch.cat([self.ffn1(s_x), self.ffn2(s_m)], -1))
+
+    def inject(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What is added to the prompt embeddings: tanh(a) * h on prompt tokens (B, T, d);
+        a starts at 0 so the LM first sees its own input unchanged."""
+        return torch.tanh(self.inject_gate) * h * mask.to(h.dtype).unsqueeze(-1)
+
+    def emotion_logits(self, h_pooled: torch.Tensor) -> torch.Tensor:
+        """(B, d) pooled h -> (B, n_emotions) logits."""
+        return self.emotion_head(h_pooled)
+
+    def emotion_loss(self, h_pooled: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """L_emo = cross-entropy of the classifier on pooled h against labels (B,) int."""
+        return F.cross_entropy(self.emotion_logits(h_pooled), emotion.long().to(h_pooled.device))

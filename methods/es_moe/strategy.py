@@ -1,0 +1,259 @@
+"""ES-MoE: Emotion-Transferable and Scenario-Adapted Mixture of Experts (Wang et al., "Towards
+Closed-Loop Embodied Empathy Evolution: Probing LLM-Centric Lifelong Empathic Motion Generation
+in Unseen Scenarios", AAAI; Section "Approach", Algorithm 1, Eq. 4, L = L_llm + lambda L_emo).
+
+Per batch: X = the LM's input token embeddings (B, T, d); on the prompt tokens CGED gives the
+emotion-highlighted h (B, T, d) and its masked mean (B, d); the emotion head on it gives L_emo;
+h is added to the prompt embeddings through a zero-initialised tanh gate (the LM starts from its
+own input and learns how much of h to use); the pooled h drives the expert gate (Eq. 4) whose
+per-sample weights (B, E) mix the LoRA experts in the shared :class:`ExpertBank`.
+At generation the gate and the injection are computed once per prompt and held fixed.
+Ablations are switches (``cged``, ``samoe``, ``lambda_emo``) registered under their own names.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from benchmark.io import DataError
+from benchmark.strategy import ExpertBank, MotionLMStrategy, lora, register_strategy
+from benchmark.strategy.config import StrategyConfig
+from methods.es_moe.cged import CGED, masked_mean
+from methods.es_moe.gate import ExpertGate, mask_probability
+
+
+@dataclass
+class ESMoEConfig(StrategyConfig):
+    """ES-MoE switches and sizes (the paper gives none of the sizes; ours are small defaults)."""
+
+    cged: bool = field(default=True, metadata={"help": "use the CGED block (False: h = X, no L_emo)"})
+    samoe: bool = field(default=True, metadata={"help": "one gated LoRA expert per scenario "
+                                                        "(False: one shared LoRA, no gate)"})
+    lambda_emo: float = field(default=0.1, metadata={"help": "weight of L_emo (0 = off)"})
+    inject_h: bool = field(default=True, metadata={"help": "add tanh(a) * h to the prompt "
+                                                           "embeddings (a starts at 0)"})
+    n_emotions: int = field(default=7, metadata={"help": "emotion classes of L_emo"})
+    n_dict: int = field(default=16, metadata={"help": "K-means dictionary entries K"})
+    d_attn: int = field(default=64, metadata={"help": "CGED query/key size"})
+    d_ffn: int = field(default=128, metadata={"help": "hidden size of FFN1/FFN2"})
+    emo_hidden: int = field(default=64, metadata={"help": "emotion classifier hidden width"})
+    max_experts: int = field(default=8, metadata={"help": "experts (scenarios) at most"})
+    d_key: int = field(default=64, metadata={"help": "expert key size (>= max_experts)"})
+    d_down: int = field(default=32, metadata={"help": "gate down-projection size"})
+    top_k: int = field(default=2, metadata={"help": "experts kept per sample (0 = all)"})
+    mask_p0: float = field(default=0.5, metadata={
+        "help": "masking prob. of a trained expert at the start of an experience; "
+                "p = p0 * (1 - progress)"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks = [(self.lambda_emo >= 0, "lambda_emo must be >= 0"),
+                  (0 <= self.mask_p0 <= 1, "mask_p0 must be in [0, 1]"),
+                  (self.top_k >= 0, "top_k must be >= 0"),
+                  (self.d_key >= self.max_experts, "d_key must be >= max_experts"),
+                  (min(self.n_emotions, self.n_dict, self.d_attn, self.d_ffn, self.emo_hidden,
+                       self.max_experts, self.d_down) >= 1, "sizes must be >= 1")]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"{type(self).__name__}: {msg}")
+
+
+@register_strategy("es_moe", config=ESMoEConfig)
+class ESMoE(MotionLMStrategy):
+    """ES-MoE: CGED emotion decoupling + gated per-scenario LoRA experts."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        c = self.config
+        d = self.motion_lm.model.get_input_embeddings().weight.shape[1]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            if c.cged:
+                self.method_modules["cged"] = CGED(d, c.d_attn, c.n_dict, c.d_ffn, c.n_emotions,
+                                                   c.emo_hidden, seed=self.seed)
+            if c.samoe:
+                self.method_modules["gate"] = ExpertGate(d, c.d_key, c.d_down, c.max_experts)
+        self.bank: ExpertBank | None = None
+        self._mask_gen = torch.Generator().manual_seed(self.seed)
+        self._emo_loss: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ experts
+    @property
+    def experts(self) -> list[str]:
+        return list(self.bank.experts) if self.bank is not None else []
+
+    def _add_expert(self, name: str, copy_from: str | None) -> None:
+        self.add_lora(name, copy_tokens_from=copy_from)        # only this adapter trains
+        if self.bank is None:
+            self.bank = ExpertBank(self.model, [name]).attach()
+        else:
+            self.bank.add_expert(name)
+
+    def before_experience(self, experience) -> None:
+        c, i = self.config, self.exp_counter
+        if c.samoe:
+            if i >= c.max_experts:
+                raise DataError(None, f"experience {i + 1} needs more than max_experts="
+                                f"{c.max_experts} experts", "raise --set max_experts=N")
+            prev = self.experts[-1] if self.experts else None
+            self._add_expert(f"expert{i}", prev)
+            for j, key in enumerate(self.method_modules["gate"].keys):
+                key.requires_grad_(j == i)                      # only the new key trains
+        elif "shared" not in self.motion_lm.adapters:
+            self.add_lora("shared")
+        if c.cged:
+            self.method_modules["cged"].fit_dictionary(self.prompt_features(experience))
+
+    def after_experience(self, experience) -> None:
+        if self.config.samoe:
+            lora.freeze_adapter(self.motion_lm, self.experts[-1])
+            self.method_modules["gate"].keys[len(self.experts) - 1].requires_grad_(False)
+
+    # ------------------------------------------------------------------ CGED inputs
+    def prompt_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) bool: real text tokens of the prompt (not padding, <som> or motion tokens)."""
+        return attention_mask.bool() & (input_ids < self.motion_lm.motion_offset)
+
+    @torch.no_grad()
+    def prompt_features(self, experience, chunk: int = 256) -> np.ndarray:
+        """(N, d) mean-pooled frozen token embeddings of the experience's training prompts."""
+        texts = [item["text"] for item in experience.dataset]
+        emb = self.model.get_input_embeddings()
+        dev = emb.weight.device
+        out = []
+        for s in range(0, len(texts), chunk):
+            batch = self.motion_lm.generation_inputs(texts[s: s + chunk])
+            ids, am = batch["input_ids"].to(dev), batch["attention_mask"].to(dev)
+            out.append(masked_mean(emb(ids).float(), self.prompt_mask(ids, am)).cpu())
+        return torch.cat(out).numpy()
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """-> (inputs_embeds (B, T, d) for the LM, pooled h (B, d), h (B, T, d) or None)."""
+        x = self.model.get_input_embeddings()(input_ids)
+        mask = self.prompt_mask(input_ids, attention_mask)
+        cged = self.method_modules["cged"] if self.config.cged else None
+        if cged is None:
+            return x, masked_mean(x.float(), mask), None
+        h = cged(x, mask)
+        if self.config.inject_h:
+            x = x + cged.inject(h, mask).to(x.dtype)
+        return x, masked_mean(h, mask), h
+
+    def gate_weights(self, pooled: torch.Tensor, train: bool) -> torch.Tensor:
+        """(B, d) -> (B, E) weights over the trained experts (masked + top-k when training)."""
+        n, c = len(self.experts), self.config
+        mask = None
+        if train and n > 1 and c.mask_p0 > 0:
+            p = mask_probability(c.mask_p0, self._progress())
+            mask = self.method_modules["gate"].random_mask(len(pooled), n, p, self._mask_gen)
+            mask = mask.to(pooled.device)
+        return self.method_modules["gate"](pooled, n, top_k=c.top_k or None, mask=mask)
+
+    def _progress(self) -> float:
+        total = len(self.dataloader) * self.config.epochs
+        if self.config.max_steps:
+            total = min(total, self.config.max_steps)
+        return getattr(self, "_steps", 0) / max(total, 1)
+
+    def routing(self, weights: torch.Tensor | None):
+        """Context: the expert bank uses ``weights`` (B, E) (no-op without SAMoE)."""
+        return self.bank.route(weights=weights) if weights is not None else contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ training
+    def forward(self):
+        b = self.mbatch
+        x, pooled, h = self.encode(b["input_ids"], b["attention_mask"])
+        self._emo_loss = None
+        if h is not None and self.config.lambda_emo > 0:
+            if "emotion" not in b:
+                raise DataError(None, "ES-MoE's L_emo needs an 'emotion' label on every item",
+                                "build the stream from a corpus with labels.csv emotions")
+            self._emo_loss = self.method_modules["cged"].emotion_loss(pooled, b["emotion"])
+        w = self.gate_weights(pooled, train=True) if self.config.samoe else None
+        with self.routing(w):
+            return self.model(inputs_embeds=x, attention_mask=b["attention_mask"],
+                              labels=b["labels"])
+
+    def extra_loss(self, batch: dict, outputs) -> torch.Tensor | None:
+        """lambda * L_emo (None when CGED is off or lambda = 0)."""
+        return None if self._emo_loss is None else self.config.lambda_emo * self._emo_loss
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
+        """Gate + injection computed once per prompt from its h, held fixed while sampling."""
+        self.model.to(self.device)
+        self.method_modules.to(self.device)
+        return self.motion_lm.generate(list(texts), settings, device=self.device,
+                                       model=_RoutedLM(self))
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {"method_modules": self.method_modules.state_dict(), "experts": self.experts}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method_modules.load_state_dict(state["method_modules"])
+        names = list(state.get("experts", []))
+        if names:
+            self.bank = ExpertBank(self.model, names).attach()
+
+    def memory_per_scenario(self) -> dict[str, int]:
+        """Bytes added per scenario: one LoRA expert (A, B), its key, its motion-token rows."""
+        name = self.experts[-1] if self.experts else "shared"
+        params = lora.adapter_parameters(self.motion_lm, name)
+        size = lambda ps: sum(p.numel() * p.element_size() for p in ps)  # noqa: E731
+        lora_b = size(p for n, p in params.items() if "trainable_tokens" not in n)
+        key_b = size([self.method_modules["gate"].keys[0]]) if self.config.samoe else 0
+        return {"lora_bytes": lora_b, "key_bytes": key_b,
+                "token_rows_bytes": size(p for n, p in params.items() if "trainable_tokens" in n)}
+
+
+class _RoutedLM(torch.nn.Module):
+    """``model=`` for :meth:`MotionLM.generate`: routes each prompt batch, then samples."""
+
+    def __init__(self, strategy: ESMoE):
+        super().__init__()
+        self.inner = strategy.model
+        self._strategy = [strategy]          # not a submodule
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask, **kwargs):
+        s = self._strategy[0]
+        x, pooled, _ = s.encode(input_ids, attention_mask)
+        w = s.gate_weights(pooled, train=False) if s.config.samoe else None
+        with s.routing(w):
+            return self.inner.generate(input_ids=input_ids, inputs_embeds=x,
+                                       attention_mask=attention_mask, **kwargs)
+
+
+@dataclass
+class ESMoENoCGEDConfig(ESMoEConfig):
+    cged: bool = field(default=False, metadata={"help": "w/o CGED: h = X, no dictionary, no L_emo"})
+
+
+@dataclass
+class ESMoENoSAMoEConfig(ESMoEConfig):
+    samoe: bool = field(default=False, metadata={"help": "w/o SAMoE: one shared LoRA, no gate"})
+
+
+@dataclass
+class ESMoENoEmoConfig(ESMoEConfig):
+    lambda_emo: float = field(default=0.0, metadata={"help": "w/o L_emo: lambda = 0"})
+
+
+@register_strategy("es_moe_no_cged", config=ESMoENoCGEDConfig)
+class ESMoENoCGED(ESMoE):
+    """ES-MoE w/o CGED (Table 2 ablation): the gate reads the raw embeddings X."""
+
+
+@register_strategy("es_moe_no_samoe", config=ESMoENoSAMoEConfig)
+class ESMoENoSAMoE(ESMoE):
+    """ES-MoE w/o SAMoE (Table 2 ablation): one LoRA shared by all scenarios."""
+
+
+@register_strategy("es_moe_no_emo_loss", config=ESMoENoEmoConfig)
+class ESMoENoEmoLoss(ESMoE):
+    """ES-MoE w/o L_emo (Table 2 ablation): lambda = 0."""
