@@ -1,0 +1,150 @@
+"""The synthetic corpus: counts, plausibility, determinism, texts and learnability."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.corpus import (EMOTIONS, SCENARIOS, TABLE1_COUNTS, SynthConfig, build_corpus,
+                              load_corpus, scenario_counts)
+from benchmark.corpus.actions import SCENARIO_ACTIONS
+from benchmark.corpus.synth import plan_corpus
+from benchmark.corpus.texts import EMOTION_WORDS, pos_tag
+from benchmark.io import hash_files
+from benchmark.motion import bone_lengths
+
+
+def test_scale_one_gives_table1_counts():
+    counts = scenario_counts(1.0)
+    assert counts == TABLE1_COUNTS and sum(counts.values()) == 19916
+    plans = plan_corpus(SynthConfig(scale=1.0))
+    assert len(plans) == 19916 and len({p["id"] for p in plans}) == 19916
+
+
+def test_small_scale_keeps_every_cell():
+    counts = scenario_counts(0.001)
+    assert all(n == 2 * len(EMOTIONS) for n in counts.values())
+    plans = plan_corpus(SynthConfig(scale=0.001))
+    cells = {(p["scenario"], p["emotion"]) for p in plans}
+    assert len(cells) == len(SCENARIOS) * len(EMOTIONS)
+    assert all(p["action"] in SCENARIO_ACTIONS[p["scenario"]] for p in plans)
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ValueError, match="unknown emotion"):
+        SynthConfig(emotions=("neutral", "bored"))
+    with pytest.raises(ValueError, match="scale"):
+        SynthConfig(scale=0)
+
+
+def test_tiny_corpus_structure(tiny_corpus):
+    c = tiny_corpus
+    assert 250 <= len(c) <= 600
+    cells = c.labels.groupby(["scenario", "emotion"]).size()
+    assert len(cells) == len(SCENARIOS) * len(EMOTIONS) and cells.min() >= 2
+    assert set(c.labels["part"]) == {"train", "val", "test"}
+    for scenario, g in c.labels.groupby("scenario"):
+        assert (g["part"] == "test").sum() >= 1
+    assert c.labels["n_frames"].between(40, 200).all()
+    assert c.mean.shape == c.std.shape == (263,) and (c.std >= 1e-3).all()
+
+
+def test_mean_std_over_train_part_only(tiny_corpus):
+    c = tiny_corpus
+    train = np.concatenate([c.features(i) for i in c.part_ids("train")]).astype(np.float64)
+    assert np.allclose(c.mean, train.mean(0), atol=1e-5)
+    assert np.allclose(c.std, np.maximum(train.std(0), 1e-3), rtol=1e-4, atol=1e-5)
+    everything = np.concatenate([c.features(i) for i in c.ids]).astype(np.float64)
+    assert not np.allclose(c.mean, everything.mean(0), atol=1e-6)
+
+
+def test_bodies_are_plausible(tiny_corpus):
+    c = tiny_corpus
+    for motion_id in c.ids[::7]:
+        j = c.joints(motion_id).astype(np.float64)
+        feats = c.features(motion_id)
+        assert len(j) == len(feats) + 1
+        lengths = np.asarray(bone_lengths(j))[:, 1:]
+        assert np.abs(lengths - lengths[0]).max() < 1e-5          # rigid bones
+        assert j[..., 1].min() > -0.01                               # nothing below the floor
+        assert abs(j[..., 1].min(-1).min()) < 0.02                  # and something touches it
+        assert np.isfinite(feats).all()
+
+
+def test_texts_name_action_and_emotion(tiny_corpus):
+    c = tiny_corpus
+    for motion_id in c.ids[::11]:
+        row = c.row(motion_id)
+        caps = c.texts(motion_id)
+        assert len(caps) == 3 and len(set(caps)) == 3
+        words = EMOTION_WORDS[row["emotion"]]
+        for cap in caps:
+            low = cap.lower()
+            assert any(w in low for w in words["adj"] + words["manner"]), cap
+        line = (c.root / "texts" / f"{motion_id}.txt").read_text().splitlines()[0]
+        caption, tokens, start, end = line.split("#")
+        assert (start, end) == ("0.0", "0.0") and all("/" in t for t in tokens.split())
+
+
+def test_pos_tagger():
+    assert pos_tag("A sad man walks forward.") == [("a", "DET"), ("sad", "ADJ"), ("man", "NOUN"),
+                                                   ("walks", "VERB"), ("forward", "ADV")]
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    def files(root):
+        return sorted(p for p in root.rglob("*") if p.is_file())
+
+    small = dict(scale=0.001, min_per_cell=1, chunk_size=16)   # 56 motions, 4 chunks
+    a = build_corpus(tmp_path / "a", seed=3, n_jobs=1, **small)
+    b = build_corpus(tmp_path / "b", seed=3, n_jobs=2, **small)
+    c = build_corpus(tmp_path / "c", seed=4, **small)
+    assert [p.relative_to(a) for p in files(a)] == [p.relative_to(b) for p in files(b)]
+    assert hash_files(files(a), a) == hash_files(files(b), b)
+    assert hash_files(files(a), a) != hash_files(files(c), c)
+    assert load_corpus(a).content_hash == load_corpus(b).content_hash != load_corpus(c).content_hash
+
+
+def test_existing_output_is_not_clobbered(tmp_path):
+    from benchmark.io import DataError
+
+    out = build_corpus(tmp_path / "x", scale=0.001, seed=0, min_per_cell=1)
+    before = hash_files(list(out.rglob("*.npy")), out)
+    with pytest.raises(DataError, match="already exists"):
+        build_corpus(out, scale=0.001, seed=1)
+    assert hash_files(list(out.rglob("*.npy")), out) == before
+
+
+def _pooled(c, ids):
+    """Per-motion summary: mean and std over time of the normalised features (N, 526)."""
+    rows = []
+    for i in ids:
+        f = c.normalize(c.features(i))
+        rows.append(np.concatenate([f.mean(0), f.std(0)]))
+    return np.array(rows)
+
+
+def test_actions_and_emotions_are_learnable(tiny_corpus):
+    """A linear probe on pooled features recognises action and emotion on held-out motions,
+    and emotion knowledge transfers to scenarios the probe never saw."""
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    c = tiny_corpus
+    lab = c.labels
+    x = _pooled(c, c.ids)
+    rng = np.random.default_rng(0)
+    test = rng.random(len(lab)) < 0.25
+
+    def probe(y, train_mask, test_mask):
+        clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=30.0))
+        clf.fit(x[train_mask], y[train_mask])
+        return (clf.predict(x[test_mask]) == y[test_mask]).mean()
+
+    act = lab["action"].to_numpy()
+    emo = lab["emotion"].to_numpy()
+    assert probe(act, ~test, test) > 0.8          # 25 actions, chance 0.04
+    assert probe(emo, ~test, test) > 0.6          # 7 emotions, chance 0.14
+    # cross-scenario transfer of emotion: train on 4 scenarios, test on the other 4
+    seen = lab["scenario"].isin(SCENARIOS[:4]).to_numpy()
+    assert probe(emo, seen, ~seen) > 0.4
