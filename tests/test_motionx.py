@@ -49,6 +49,19 @@ def test_body_model_runs_real_smplx(body):
     assert joints[0, 15, 2] - joints[0, 0, 2] > 0.4 and joints[0, 10, 2] < joints[0, 0, 2] - 0.7
 
 
+def test_fast_joints_equal_full_smplx_forward(body):
+    from benchmark.corpus.motionx import smplx_joints
+
+    rng = np.random.default_rng(0)
+    clip = walking_clip(7)
+    clip[:, 3:159] = rng.normal(0.0, 0.4, (7, 156))   # body, hand and jaw poses
+    clip[:, 312:] = rng.normal(0.0, 1.0, (7, 10))     # body shape
+    fast = smplx_joints(clip, body, batch_frames=4)
+    full = smplx_joints(clip, body, batch_frames=4, full_forward=True)
+    np.testing.assert_allclose(fast, full, atol=1e-5)
+    assert np.abs(np.diff(fast, axis=0)).max() > 0.01  # the poses really moved the joints
+
+
 def test_convert_clip_known_answers(body, model_dir):
     from benchmark.corpus.motionx import MotionXConfig, convert_clip
 

@@ -109,26 +109,60 @@ def check_smplx_array(arr: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def smplx_joints(params: np.ndarray, model, batch_frames: int = 256) -> np.ndarray:
-    """``(T, 322)`` SMPL-X parameters -> ``(T, 22, 3)`` body joints (metres, Motion-X world)."""
+def _forward_inputs(c, model) -> dict:
+    """SMPL-X forward keyword arguments for a chunk ``c`` of ``(n, 322)`` parameters."""
+    s = SMPLX_SLICES
+    n = len(c)
+    zeros3 = c.new_zeros(n, 3)
+    return dict(global_orient=c[:, s["root_orient"]], body_pose=c[:, s["pose_body"]],
+                left_hand_pose=c[:, 66:111], right_hand_pose=c[:, 111:156],
+                jaw_pose=c[:, s["pose_jaw"]], leye_pose=zeros3, reye_pose=zeros3,
+                expression=c.new_zeros(n, model.num_expression_coeffs),
+                betas=c[:, s["betas"]][:, :model.num_betas], transl=c[:, s["trans"]])
+
+
+def _joints_only(model, kw: dict):
+    """The first 55 joints of ``model(**kw)`` without skinning a single vertex.
+
+    Joints depend only on the shaped template (``J_regressor @ (v_template + shape/expression
+    blend shapes)``) and the kinematic chain; pose correctives and skinning only move vertices.
+    Uses smplx's own ``lbs`` building blocks on the model's buffers (~100x faster for 10k verts).
+    """
+    import torch
+    from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+    pose = torch.cat([kw["global_orient"], kw["body_pose"], kw["jaw_pose"], kw["leye_pose"],
+                      kw["reye_pose"], kw["left_hand_pose"], kw["right_hand_pose"]], dim=1)
+    pose = pose + model.pose_mean
+    n = len(pose)
+    shape = torch.cat([kw["betas"], kw["expression"]], dim=-1)
+    dirs = torch.cat([model.shapedirs, model.expr_dirs], dim=-1)          # (V, 3, K)
+    # J_regressor is linear: regress the template and blend shapes once, then mix per frame
+    rest = (torch.einsum("jv,vd->jd", model.J_regressor, model.v_template)
+            + torch.einsum("nk,jdk->njd", shape, torch.einsum("jv,vdk->jdk", model.J_regressor,
+                                                               dirs)))
+    rot = batch_rodrigues(pose.reshape(-1, 3)).reshape(n, -1, 3, 3)
+    joints, _ = batch_rigid_transform(rot, rest, model.parents, dtype=pose.dtype)
+    return joints + kw["transl"][:, None, :]
+
+
+def smplx_joints(params: np.ndarray, model, batch_frames: int = 256,
+                 full_forward: bool = False) -> np.ndarray:
+    """``(T, 322)`` SMPL-X parameters -> ``(T, 22, 3)`` body joints (metres, Motion-X world).
+
+    ``full_forward=True`` runs the complete ``model(...)`` (vertices too); the default computes
+    the same joints from the same model without skinning (identical up to float rounding).
+    """
     import torch
 
     device = next(model.buffers()).device
     p = torch.as_tensor(params, dtype=torch.float32, device=device)
-    s = SMPLX_SLICES
     out = []
     with torch.no_grad():
         for a in range(0, len(p), batch_frames):
-            c = p[a:a + batch_frames]
-            n = len(c)
-            zeros3 = c.new_zeros(n, 3)
-            res = model(global_orient=c[:, s["root_orient"]], body_pose=c[:, s["pose_body"]],
-                        left_hand_pose=c[:, 66:111], right_hand_pose=c[:, 111:156],
-                        jaw_pose=c[:, s["pose_jaw"]], leye_pose=zeros3, reye_pose=zeros3,
-                        expression=c.new_zeros(n, model.num_expression_coeffs),
-                        betas=c[:, s["betas"]][:, :model.num_betas], transl=c[:, s["trans"]],
-                        return_verts=False)
-            out.append(res.joints[:, :22].double().cpu().numpy())
+            kw = _forward_inputs(p[a:a + batch_frames], model)
+            joints = model(**kw).joints if full_forward else _joints_only(model, kw)
+            out.append(joints[:, :22].double().cpu().numpy())
     return np.concatenate(out, axis=0)
 
 
