@@ -1,0 +1,247 @@
+"""ES-MoE (methods/es_moe): gate, CGED, expert isolation, ablations, end-to-end runs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.io import DataError
+
+TEXTS = ["a person walks happily forward", "someone jumps in anger", "a sad man sits down slowly",
+         "the dancer spins with joy", "a fearful person runs away", "he waves his hand calmly"]
+SMALL = {"batch_size": 4, "d_key": 16, "d_attn": 16, "d_ffn": 32, "emo_hidden": 16, "n_dict": 4,
+         "lora_dropout": 0.0}
+
+
+# ---------------------------------------------------------------------- helpers
+def tiny_lm(hidden: int = 32, n_codes: int = 16):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from benchmark.backbone import MotionLM, train_text_tokenizer
+
+    tok = train_text_tokenizer(TEXTS)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                      max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      tie_word_embeddings=False)
+    return MotionLM(LlamaForCausalLM(cfg), tok, n_codes)
+
+
+def experiences(n_exp: int = 2, n_items: int = 8, n_codes: int = 16):
+    """Avalanche experiences of MotionItem dicts (random codes, cycling texts/emotions)."""
+    from avalanche.benchmarks.scenarios.generic_scenario import CLScenario, EagerCLStream
+    from avalanche.benchmarks.utils import AvalancheDataset, DataAttribute
+
+    from benchmark.streams import _make_experience_class
+
+    Exp = _make_experience_class()
+    rng = np.random.default_rng(0)
+    exps = []
+    for e in range(n_exp):
+        items = [{"id": f"{e}_{i}", "features": rng.integers(0, n_codes, int(rng.integers(3, 8))),
+                  "text": TEXTS[(i + e) % len(TEXTS)], "emotion": i % 7, "scenario": e,
+                  "subset": e} for i in range(n_items)]
+        data = AvalancheDataset([items], data_attributes=[
+            DataAttribute([it["emotion"] for it in items], "targets")])
+        exps.append(Exp(dataset=data, subset_name=f"S{e}", scenario_id=e))
+    CLScenario([EagerCLStream("train", exps)])
+    return exps
+
+
+def strategy(name: str = "es_moe", **overrides):
+    from benchmark.strategy import discover, get_strategy, make_config
+
+    discover()
+    cfg = make_config(name, {**SMALL, **overrides})
+    return get_strategy(name).cls(motion_lm=tiny_lm(), config=cfg, seed=0)
+
+
+def snapshot(params) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+# ---------------------------------------------------------------------- gate
+def test_keys_orthogonal_unit_at_init():
+    from methods.es_moe.gate import ExpertGate
+
+    gate = ExpertGate(32, d_key=16, max_experts=8)
+    keys = torch.stack(list(gate.keys)).double()
+    gram = keys @ keys.T
+    assert (gram - torch.eye(8, dtype=torch.float64)).abs().max() < 1e-6
+    with pytest.raises(ValueError):
+        ExpertGate(32, d_key=4, max_experts=8)
+
+
+def test_gate_weights_eq4_mask_topk():
+    from methods.es_moe.gate import ExpertGate
+
+    torch.manual_seed(0)
+    gate = ExpertGate(32, d_key=16, max_experts=8)
+    h = torch.randn(5, 32)
+    scores = gate.scores(h, 6)
+    full = gate(h, 6)                                 # Eq. 4: softmax over experts 1..i
+    assert torch.allclose(full, torch.softmax(scores, -1), atol=1e-6)
+    mask = torch.ones(5, 6, dtype=torch.bool)
+    mask[:, 0] = False
+    mask[2, 1:4] = False
+    w = gate(h, 6, top_k=2, mask=mask)
+    assert torch.allclose(w.sum(-1), torch.ones(5), atol=1e-6)
+    assert (w[~mask] == 0).all()
+    assert ((w > 0).sum(-1) <= 2).all()
+    for b in range(5):                                # the kept ones are the top-2 allowed scores
+        allowed = scores[b].masked_fill(~mask[b], float("-inf"))
+        top = allowed.topk(2).indices
+        assert set(torch.nonzero(w[b]).flatten().tolist()) == set(top.tolist())
+        assert torch.allclose(w[b, top], torch.softmax(scores[b, top], -1), atol=1e-6)
+
+
+def test_masking_schedule():
+    from methods.es_moe.gate import ExpertGate, mask_probability
+
+    assert mask_probability(0.5, 0.0) == 0.5 and mask_probability(0.5, 1.0) == 0.0
+    assert mask_probability(0.5, 0.5) == pytest.approx(0.25)
+    gate = ExpertGate(8, d_key=8, max_experts=8)
+    keep = gate.random_mask(4000, 4, 0.3, torch.Generator().manual_seed(0))
+    assert keep[:, -1].all()                          # the current expert is never masked
+    assert abs((~keep[:, :-1]).float().mean().item() - 0.3) < 0.03
+
+
+# ---------------------------------------------------------------------- CGED
+def test_dictionary_is_kmeans_centres_then_refit():
+    from sklearn.cluster import KMeans
+
+    from methods.es_moe.cged import CGED
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(60, 12))
+    cged = CGED(12, d_attn=8, n_dict=5, d_ffn=16, seed=3)
+    cged.fit_dictionary(feats)
+    ref = KMeans(n_clusters=5, random_state=3, n_init=4).fit(feats)
+    assert cged.dictionary.shape == (5, 12)
+    assert np.allclose(cged.dictionary.numpy(), ref.cluster_centers_, atol=1e-5)
+    assert cged.counts.sum().item() == 60
+    cged.fit_dictionary(rng.normal(loc=5.0, size=(40, 12)))          # next scenario: refit
+    assert cged.dictionary.shape == (5, 12) and cged.counts.sum().item() == pytest.approx(100)
+    assert (cged.dictionary.mean(1) > 2).any() and (cged.dictionary.mean(1) < 2).any()
+    with pytest.raises(DataError):
+        cged.fit_dictionary(np.full((3, 12), np.nan))
+    with pytest.raises(DataError):
+        cged.fit_dictionary(np.zeros((3, 7)))
+
+
+def test_emotion_loss_reaches_all_cged_parameters():
+    from methods.es_moe.cged import CGED, masked_mean
+
+    torch.manual_seed(0)
+    cged = CGED(12, d_attn=8, n_dict=4, d_ffn=16)
+    cged.fit_dictionary(np.random.default_rng(0).normal(size=(20, 12)))
+    x = torch.randn(3, 7, 12)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[0, 4:] = False
+    h = cged(x, mask)
+    assert h.shape == (3, 7, 12)
+    cged.emotion_loss(masked_mean(h, mask), torch.tensor([0, 3, 6])).backward()
+    for name, p in cged.named_parameters():
+        if name == "inject_gate":                    # only used by the LM input path
+            continue
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+# ---------------------------------------------------------------------- strategy
+def test_old_experts_bit_identical_and_only_current_trains():
+    s = strategy("es_moe", mask_p0=0.5)
+    e0, e1 = experiences(2)
+    s.train(e0)
+    bank, gate = s.bank, s.method_modules["gate"]
+    old = snapshot(bank.parameters("expert0")) + [gate.keys[0].detach().clone()]
+    unused = gate.keys[5].detach().clone()
+    query = snapshot(gate.parameters())[:2]
+    s.train(e1)
+    now = list(bank.parameters("expert0")) + [gate.keys[0]]
+    assert all(torch.equal(a, b) for a, b in zip(old, now))
+    assert torch.equal(unused, gate.keys[5])
+    assert not all(torch.equal(a, b) for a, b in zip(query, list(gate.parameters())[:2]))
+    b1 = list(bank.parameters("expert1"))
+    assert any(p.abs().sum() > 0 for p in b1[1::2])   # lora_B of the new expert left zero init
+    assert s.experts == ["expert0", "expert1"]
+    mem = s.memory_per_scenario()
+    assert mem["key_bytes"] == 16 * 4 and mem["lora_bytes"] > 0
+
+
+def test_one_expert_reduces_to_lora_plus_cged():
+    s = strategy("es_moe")
+    (e0,) = experiences(1)
+    s.train(e0)
+    s.model.eval()
+    batch = s.motion_lm.build_batch(TEXTS[:3], [np.arange(4), np.arange(2), np.arange(5)])
+    with torch.no_grad():
+        x, pooled, _ = s.encode(batch["input_ids"], batch["attention_mask"])
+        w = s.gate_weights(pooled, train=False)
+        assert torch.equal(w, torch.ones(3, 1))
+        with s.routing(w):
+            mixed = s.model(inputs_embeds=x, attention_mask=batch["attention_mask"]).logits
+        s.bank.detach()                                # plain peft LoRA forward of expert0
+        plain = s.model(inputs_embeds=x, attention_mask=batch["attention_mask"]).logits
+    assert torch.allclose(mixed, plain, atol=1e-5)
+
+
+def test_lambda_zero_gives_emotion_head_no_gradient():
+    for name, changes in (("es_moe_no_emo_loss", False), ("es_moe", True)):
+        s = strategy(name, lr=1e-2)
+        head = s.method_modules["cged"].emotion_head
+        before = snapshot(head.parameters())
+        s.train(experiences(1)[0])
+        assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head.parameters()) != changes
+        same = all(torch.equal(a, b) for a, b in zip(before, head.parameters()))
+        assert same != changes, name
+
+
+def test_generation_routes_and_keeps_prompt():
+    from methods.es_moe.strategy import _RoutedLM
+
+    s = strategy("es_moe")
+    for exp in experiences(2):
+        s.train(exp)
+    gen = s.motion_lm.generation_inputs(TEXTS[:2])
+    with torch.no_grad():
+        seq = _RoutedLM(s).generate(gen["input_ids"], gen["attention_mask"], max_new_tokens=3,
+                                    do_sample=False, pad_token_id=s.motion_lm.tokenizer.pad_token_id)
+    assert torch.equal(seq[:, : gen["input_ids"].shape[1]], gen["input_ids"])
+    out = s.generate(TEXTS[:3])
+    assert len(out) == 3 and all(o.dtype == np.int64 for o in out)
+
+
+def test_checkpoint_roundtrip_restores_bank_and_dictionary():
+    s = strategy("es_moe")
+    for exp in experiences(2):
+        s.train(exp)
+    state = s.checkpoint_state()
+    t = strategy("es_moe")
+    t.restore(state)
+    assert t.experts == s.experts
+    assert torch.equal(t.method_modules["cged"].dictionary, s.method_modules["cged"].dictionary)
+    s.model.eval(), t.model.eval()
+    batch = s.motion_lm.generation_inputs(TEXTS[:2])
+    with torch.no_grad():
+        outs = []
+        for st in (s, t):
+            x, pooled, _ = st.encode(batch["input_ids"], batch["attention_mask"])
+            with st.routing(st.gate_weights(pooled, train=False)):
+                outs.append(st.model(inputs_embeds=x, attention_mask=batch["attention_mask"]).logits)
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)
+
+
+def test_ablation_switches():
+    assert strategy("es_moe_no_samoe").bank is None
+    s = strategy("es_moe_no_samoe")
+    for exp in experiences(2):
+        s.train(exp)
+    assert s.bank is None and list(s.motion_lm.adapters) == ["shared"]
+    s = strategy("es_moe_no_cged")
+    assert "cged" not in s.method_modules
+    s.train(experiences(1)[0])
+    assert s.history[-1]["extra_loss"] == 0.0
+    with pytest.raises(DataError):
+        strategy("es_moe", d_key=4)
