@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from benchmark.motion import features_to_joints
 import pytest
 
 from benchmark.corpus import (EMOTIONS, SCENARIOS, TABLE1_COUNTS, SynthConfig, build_corpus,
@@ -62,7 +64,8 @@ def test_bodies_are_plausible(tiny_corpus):
     for motion_id in c.ids[::7]:
         j = c.joints(motion_id).astype(np.float64)
         feats = c.features(motion_id)
-        assert len(j) == len(feats) + 1
+        assert len(j) == len(feats)          # HumanML3D: new_joints = recover_from_ric(new_joint_vecs)
+        assert np.abs(features_to_joints(feats) - j).max() < 1e-4
         lengths = np.asarray(bone_lengths(j))[:, 1:]
         assert np.abs(lengths - lengths[0]).max() < 1e-5          # rigid bones
         assert j[..., 1].min() > -0.01                               # nothing below the floor

@@ -18,7 +18,7 @@ from benchmark.corpus.emotion_style import EMOTION_STYLES, apply_emotion, warp_p
 from benchmark.corpus.humanml3d import Motion
 from benchmark.corpus.pose import MIRROR, Pose, body_offsets, euler_to_matrix, smooth_noise
 from benchmark.corpus.texts import make_captions
-from benchmark.motion import forward_kinematics, joints_to_features
+from benchmark.motion import features_to_joints, forward_kinematics, joints_to_features
 
 
 @dataclass
@@ -104,8 +104,11 @@ def generate_chunk(plans: list[dict], cfg, batch: int = 32) -> list[Motion]:
         feats = joints_to_features(np.stack([_pad(j, n_max) for j in joints]))
         for i, j, f in zip(idx, joints, feats):
             tr = tracks[i]
-            motions[i] = Motion(id=tr.plan["id"], features=f[: len(j) - 1].astype(np.float32),
+            feats_i = f[: len(j) - 1].astype(np.float32)
+            # new_joints as HumanML3D stores them: recovered from the features (T frames, canonical)
+            motions[i] = Motion(id=tr.plan["id"], features=feats_i,
                                 texts=tr.captions, scenario=tr.plan["scenario"],
                                 emotion=tr.plan["emotion"], source="synthetic",
-                                joints=j.astype(np.float32), extra={"action": tr.plan["action"]})
+                                joints=features_to_joints(feats_i).astype(np.float32),
+                                extra={"action": tr.plan["action"]})
     return [motions[i] for i in range(len(tracks))]

@@ -3,7 +3,8 @@
 Layout (one folder)::
 
     new_joint_vecs/<id>.npy   (T, 263) float32 features at 20 fps
-    new_joints/<id>.npy       (T+1, 22, 3) float32 joint positions in metres (optional for reading)
+    new_joints/<id>.npy       (T, 22, 3) float32 joint positions in metres, recovered from the
+                              features as HumanML3D does (optional for reading)
     texts/<id>.txt            one description per line: ``caption#word/POS word/POS#0.0#0.0``
     Mean.npy, Std.npy         (263,) float32, over the train part only
     labels.csv                id, scenario, emotion, source, part (+ any extra columns)
@@ -35,7 +36,7 @@ STD_FLOOR = 1e-3  # std below this (near-constant dims) is clamped, so normalisi
 # ----------------------------------------------------------------------------- writing
 @dataclass
 class Motion:
-    """One motion to write.  ``features`` (T, 263); ``joints`` (T+1, 22, 3) metres or None;
+    """One motion to write.  ``features`` (T, 263); ``joints`` (T, 22, 3) metres (HumanML3D: recovered from the features) or None;
     ``texts``: captions (POS-tagged automatically) or full HumanML3D lines (containing '#')."""
 
     id: str
