@@ -1,0 +1,207 @@
+"""Prog-Prompt and SAPT baselines: frozen old parameters, growing prompts, soft gate over the
+learned scenarios, attentive reflection KL, generation, checkpoints, bad configs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from strategy_fakes import TEXTS, fake_scenario
+
+N_CODES = 16
+TEXT_LIST = [TEXTS[0][0], TEXTS[1][1], TEXTS[2][0]]
+
+
+def _motion_lm(backbone_dir):
+    from benchmark.backbone.motion_lm import MotionLM
+
+    return MotionLM.from_pretrained(backbone_dir, n_codes=N_CODES)
+
+
+def _greedy(n=6):
+    from benchmark.backbone.motion_lm import GenerationSettings
+
+    return GenerationSettings(do_sample=False, max_new_tokens=n)
+
+
+def _train_all(strategy, snapshot, n_tasks=3):
+    """Train every experience of a small fake scenario; ``snapshot(strategy)`` after each."""
+    scenario = fake_scenario(n_tasks=n_tasks, n_train=8, n_test=2, n_codes=N_CODES)
+    snaps = []
+    for exp in scenario.train_stream:
+        strategy.train(exp)
+        snaps.append(snapshot(strategy))
+    return snaps
+
+
+def _clone(named):
+    return {n: p.detach().clone() for n, p in named}
+
+
+# ====================================================================== Prog-Prompt
+@pytest.fixture(scope="module")
+def prog(tiny_backbone_dir):
+    from baselines.prog_prompt import ProgPrompt, ProgPromptConfig
+
+    lm = _motion_lm(tiny_backbone_dir)
+    base = _clone(lm.model.named_parameters())
+    s = ProgPrompt(motion_lm=lm, config=ProgPromptConfig(batch_size=4, max_steps=2, prompt_length=3),
+                   seed=0)
+    snaps = _train_all(s, lambda st: {"prompts": [p.detach().clone() for p in st.prompts.raw],
+                                      "total": st.prompts.total_length,
+                                      "rows": st.method_modules["rows"].embed.detach().clone()})
+    return s, snaps, base
+
+
+def test_prog_prompt_grows_one_block_per_scenario(prog):
+    s, snaps, _ = prog
+    assert [len(sn["prompts"]) for sn in snaps] == [1, 2, 3]
+    assert [sn["total"] for sn in snaps] == [3, 6, 9]
+    ids = torch.ones(2, 5, dtype=torch.long)
+    x, mask, labels = s.prepend(ids, torch.ones_like(ids), torch.zeros_like(ids))
+    assert x.shape[:2] == (2, 5 + 9) and mask.shape == (2, 14)
+    assert (labels[:, :9] == -100).all() and (labels[:, 9:] == 0).all()
+
+
+def test_prog_prompt_old_prompts_and_backbone_bit_identical(prog):
+    s, snaps, base = prog
+    for i in range(1, len(snaps)):
+        for j in range(i):                 # prompt j unchanged by every later scenario
+            assert torch.equal(snaps[i]["prompts"][j], snaps[j]["prompts"][j])
+        assert not torch.equal(snaps[i]["prompts"][i], snaps[i - 1]["prompts"][i - 1])
+    for n, p in s.model.named_parameters():
+        assert torch.equal(p.detach(), base[n]), n          # the backbone never trains
+    assert not torch.equal(snaps[-1]["rows"], snaps[0]["rows"])   # motion-token rows do
+
+
+def test_prog_prompt_generation_uses_prompts_and_is_padding_invariant(prog):
+    s, _, _ = prog
+    out = s.generate(TEXT_LIST, _greedy())
+    assert len(out) == 3 and all(o.dtype == np.int64 and ((o >= 0) & (o < N_CODES)).all() for o in out)
+    alone = s.generate([TEXT_LIST[0]], _greedy())[0]            # no padding vs left-padded
+    np.testing.assert_array_equal(alone, out[0])
+    raw = s.prompts.raw[-1]
+    with torch.no_grad():
+        saved = raw.clone()
+        raw.add_(torch.randn(raw.shape, generator=torch.Generator().manual_seed(1)))
+        changed = s.generate(TEXT_LIST, _greedy())
+        raw.copy_(saved)
+    assert any(not np.array_equal(a, b) for a, b in zip(out, changed))
+
+
+def test_prog_prompt_checkpoint_round_trip(prog, tiny_backbone_dir):
+    from baselines.prog_prompt import ProgPrompt
+
+    s, _, _ = prog
+    other = ProgPrompt(motion_lm=_motion_lm(tiny_backbone_dir), config=s.config, seed=0)
+    other.restore(s.checkpoint_state())
+    assert len(other.prompts) == 3
+    for a, b in zip(s.prompts.raw, other.prompts.raw):
+        assert torch.equal(a, b)
+    for a, b in zip(s.generate(TEXT_LIST, _greedy()), other.generate(TEXT_LIST, _greedy())):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_prog_prompt_bad_config():
+    from benchmark.io import DataError
+    from benchmark.strategy.registry import make_config
+
+    import baselines.prog_prompt  # noqa: F401 - registers the name
+
+    with pytest.raises(DataError, match="prompt_length"):
+        make_config("prog_prompt", {"prompt_length": "0"})
+    with pytest.raises(DataError, match="prompt_init"):
+        make_config("prog_prompt", {"prompt_init": "zeros"})
+
+
+# ====================================================================== SAPT
+@pytest.fixture(scope="module")
+def sapt(tiny_backbone_dir):
+    from baselines.sapt import SAPT, SAPTConfig
+    from benchmark.strategy import lora
+
+    lm = _motion_lm(tiny_backbone_dir)
+    cfg = SAPTConfig(batch_size=4, max_steps=2, lr=1e-2, n_pseudo=4, replay_batch_size=2,
+                     reflect_target="sample")
+    s = SAPT(motion_lm=lm, config=cfg, seed=0)
+    snaps = _train_all(s, lambda st: {
+        "lora": {a: _clone(lora.adapter_parameters(lm, a).items()) for a in st.experts},
+        "keys": [k.detach().clone() for k in st.selector.keys]})
+    return s, snaps
+
+
+def test_sapt_gate_sums_to_one_over_learned_scenarios(sapt):
+    s, _ = sapt
+    assert s.experts == ["exp0", "exp1", "exp2"] and s.bank.n_experts == 3
+    w = s.attention(TEXT_LIST)
+    assert w.shape == (3, 3) and (w > 0).all()
+    torch.testing.assert_close(w.sum(-1), torch.ones(3))
+    assert all(layer.disable_adapters for layer in s.bank.layers.values())   # only the bank mixes
+
+
+def test_sapt_old_lora_blocks_and_keys_bit_identical(sapt):
+    s, snaps = sapt
+    for i in range(1, len(snaps)):
+        for a in s.experts[:i]:
+            old, now = snaps[i - 1]["lora"][a], snaps[i]["lora"][a]
+            assert old.keys() == now.keys() and all(torch.equal(old[n], now[n]) for n in old), a
+        for j in range(i):
+            assert torch.equal(snaps[i]["keys"][j], snaps[i - 1]["keys"][j])
+    assert s.history[-1]["reflection_kl"] > 0            # replay ran in the last scenario
+
+
+def test_reflection_kl_zero_iff_attention_unchanged():
+    from baselines.sapt import reflection_kl
+
+    scores = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, 3.0]])
+    p = torch.softmax(scores, -1)
+    assert float(reflection_kl(scores, p)) == pytest.approx(0.0, abs=1e-6)
+    assert float(reflection_kl(scores + torch.tensor([0.0, 0.5, 0.0]), p)) > 1e-3
+    # zero-padded target for a scenario learned later: 0 only if it takes no attention
+    old = torch.softmax(scores[:, :2], -1)
+    assert float(reflection_kl(torch.cat([scores[:, :2], torch.full((2, 1), -1e4)], 1), old)) \
+        == pytest.approx(0.0, abs=1e-6)
+    assert float(reflection_kl(scores, old)) > 1e-3
+    with pytest.raises(ValueError):
+        reflection_kl(scores[:, :2], p)
+
+
+def test_sapt_reflection_on_stored_pseudo_samples(sapt):
+    s, _ = sapt
+    assert [m["attention"].shape for m in s.memory] == [(4, 1), (4, 2), (4, 3)]
+    last = s.memory[-1]
+    assert all(isinstance(it["motion_ids"], np.ndarray) for it in last["items"])
+    with torch.no_grad():                 # unchanged selector: the stored attention is recovered
+        scores = s.selector.scores(s._pooled_texts([it["text"] for it in last["items"]]))
+        from baselines.sapt import reflection_kl
+
+        assert float(reflection_kl(scores, last["attention"])) == pytest.approx(0.0, abs=1e-5)
+        # a 4th scenario whose key is orthogonal to every query (score 0) still takes mass
+        scores4 = torch.cat([scores, torch.zeros(len(scores), 1)], 1)
+        assert float(reflection_kl(scores4, last["attention"])) > 1e-3
+
+
+def test_sapt_generation_and_checkpoint_round_trip(sapt, tiny_backbone_dir):
+    from baselines.sapt import SAPT
+
+    s, _ = sapt
+    out = s.generate(TEXT_LIST, _greedy())
+    assert len(out) == 3 and all(((o >= 0) & (o < N_CODES)).all() for o in out)
+    other = SAPT(motion_lm=_motion_lm(tiny_backbone_dir), config=s.config, seed=0)
+    other.restore(s.checkpoint_state())
+    torch.testing.assert_close(other.attention(TEXT_LIST), s.attention(TEXT_LIST))
+    for a, b in zip(out, other.generate(TEXT_LIST, _greedy())):
+        np.testing.assert_array_equal(a, b)
+    assert len(other.memory) == 3
+
+
+def test_sapt_bad_config():
+    from benchmark.io import DataError
+    from benchmark.strategy.registry import make_config
+
+    import baselines.sapt  # noqa: F401 - registers the name
+
+    with pytest.raises(DataError, match="reflect_target"):
+        make_config("sapt", {"reflect_target": "mean"})
+    with pytest.raises(DataError, match="kl_ratio"):
+        make_config("sapt", {"kl_ratio": "-1"})
