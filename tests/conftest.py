@@ -77,3 +77,15 @@ def tiny_evaluator(tiny_corpus, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("evaluator") / "t2m"
     return train_evaluator(tiny_corpus, out, preset="test", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory) -> Path:
+    """The tiny LLaMA + word-level tokenizer, built from fixed captions (no corpus needed)."""
+    from benchmark.backbone import TinyBackboneConfig, build_tiny_backbone
+
+    words = ["a person walks forward happily", "someone jumps with joy",
+             "a sad man sits down slowly", "an angry person stomps and punches",
+             "a fearful woman backs away", "the dancer spins in surprise"]
+    out = tmp_path_factory.mktemp("backbone") / "tiny"
+    return build_tiny_backbone(words, out, TinyBackboneConfig(hidden_size=64, intermediate_size=128))

@@ -1,0 +1,267 @@
+"""``MotionLMStrategy``: the Avalanche ``SupervisedTemplate`` every L2-EMG method subclasses.
+
+Training is ``strategy.train(experience)`` over ``scenario.train_stream``; experience items are
+the stream's ``MotionItem`` dicts whose ``features`` hold motion-token codes (the runner builds
+the scenario with ``payload = motion tokenizer codes``).  What the template does for the LM:
+
+* ``collate``: items -> ``MotionLM.build_batch`` (input_ids, attention_mask, labels) + emotion,
+  scenario, subset (int64) and texts; the loader is a seeded torch ``DataLoader`` (resumable);
+* ``forward``: the HF model with labels -> its output (``loss`` = next-token LM loss);
+* ``criterion``: LM loss + :meth:`extra_loss` (both logged separately in ``history``);
+* ``make_optimizer``: AdamW over the parameters that ``requires_grad`` after
+  :meth:`before_experience` (+ ``method_modules``), state reset or carried by parameter name.
+
+Methods override small hooks: :meth:`before_experience` / :meth:`after_experience` (add, freeze,
+merge adapters...), :meth:`extra_loss`, :meth:`generate` (route at inference),
+:meth:`state_dict` / :meth:`load_state_dict` (method state for checkpoints).  Avalanche plugins
+and its ``before/after_training_exp`` callbacks work as usual.  Evaluation stays outside.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch.utils.data import DataLoader
+
+from benchmark.strategy import lora
+from benchmark.strategy.config import StrategyConfig
+
+
+def _silent_evaluator() -> EvaluationPlugin:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin(loggers=[])
+
+
+class MotionLMStrategy(SupervisedTemplate):
+    """Base of every L2-EMG strategy (one class + one config dataclass per method)."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = StrategyConfig
+    joint: ClassVar[bool] = False                 # True: the runner trains once on all data
+    output_hidden_states: ClassVar[bool] = False  # forward() asks the LM for hidden states
+
+    def __init__(self, *, motion_lm, config: StrategyConfig | None = None,
+                 device: str | torch.device = "cpu", plugins: Sequence | None = None,
+                 seed: int = 0, progress: bool = False):
+        self.motion_lm = motion_lm
+        self.config = config if config is not None else self.config_class()
+        self.seed = int(seed)
+        self.progress = progress
+        self.method_modules = torch.nn.ModuleDict()   # gates, keys ... (trained + checkpointed)
+        self.history: list[dict] = []                 # per epoch: lm_loss, extra_loss, steps
+        self.exp_counter = 0                          # experiences finished
+        self._pending_opt: dict | None = None
+        self._opt_names: list[str] = []
+        self._bar = None
+        placeholder = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=self.config.lr)
+        super().__init__(model=motion_lm.model, optimizer=placeholder,
+                         train_mb_size=self.config.batch_size, train_epochs=self.config.epochs,
+                         eval_mb_size=self.config.batch_size, device=device,
+                         plugins=list(plugins or []), evaluator=_silent_evaluator(), eval_every=-1)
+
+    # the model lives in the MotionLM (peft wraps it when the first adapter is added)
+    @property
+    def model(self):
+        return self.motion_lm.model
+
+    @model.setter
+    def model(self, value):
+        self.motion_lm.model = value
+
+    # ------------------------------------------------------------------ hooks for methods
+    def adapter_name(self, index: int | None = None) -> str:
+        """Name of the adapter of experience ``index`` (default: the current one)."""
+        return f"exp{self.exp_counter if index is None else index}"
+
+    def add_lora(self, name: str, copy_tokens_from: str | None = None, r: int | None = None):
+        """Add + activate a LoRA adapter built from the config (only it trains)."""
+        lora.add_adapter(self.motion_lm, name, lora.lora_config(self.config, self.motion_lm, r=r),
+                         copy_tokens_from=copy_tokens_from)
+
+    def before_experience(self, experience) -> None:
+        """Set up the trainable parameters for ``experience`` (add/unfreeze adapters...)."""
+
+    def after_experience(self, experience) -> None:
+        """Consolidate after training on ``experience`` (freeze, merge, store keys...)."""
+
+    def extra_loss(self, batch: dict, outputs) -> torch.Tensor | None:
+        """Method-specific loss term added to the LM loss (None = none)."""
+        return None
+
+    def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
+        """Motion codes for each text (empty array = failed output); override to route."""
+        self.model.to(self.device)
+        return self.motion_lm.generate(list(texts), settings, device=self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method-specific state (enough to rebuild the method's own modules)."""
+        return {"method_modules": self.method_modules.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.method_modules.load_state_dict(state["method_modules"])
+
+    # ------------------------------------------------------------------ checkpoint
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Adapters, method state, optimizer (by parameter name), counters, loss history."""
+        return {"adapters": lora.adapter_state(self.motion_lm), "strategy": self.state_dict(),
+                "optimizer": self._named_optimizer_state(), "exp_counter": self.exp_counter,
+                "history": list(self.history)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`checkpoint_state` on a freshly built strategy."""
+        lora.load_adapter_state(self.motion_lm, state["adapters"])
+        self.load_state_dict(state["strategy"])
+        self._pending_opt = state["optimizer"]
+        self.exp_counter = int(state["exp_counter"])
+        self.history = list(state["history"])
+        self.model.to(self.device)
+        self.method_modules.to(self.device)
+
+    def _named_optimizer_state(self) -> dict[str, dict]:
+        out = {}
+        for name, p in zip(self._opt_names, self.optimizer.param_groups[0]["params"]):
+            st = self.optimizer.state.get(p)
+            if st:
+                out[name] = {k: v.detach().cpu().clone() if torch.is_tensor(v) else v
+                             for k, v in st.items()}
+        return out
+
+    # ------------------------------------------------------------------ template overrides
+    def _before_training_exp(self, **kwargs):
+        self.before_experience(self.experience)
+        super()._before_training_exp(**kwargs)
+
+    def _after_training_exp(self, **kwargs):
+        super()._after_training_exp(**kwargs)
+        self.after_experience(self.experience)
+        self.exp_counter += 1
+
+    def trainable_named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        named += [(f"method.{n}", p) for n, p in self.method_modules.named_parameters()
+                  if p.requires_grad]
+        return named
+
+    def check_model_and_optimizer(self, **kwargs):
+        self.model = self.model_adaptation()
+        self.make_optimizer()
+
+    def make_optimizer(self, **kwargs):
+        """Fresh AdamW over the trainable parameters; state carried over by name unless
+        ``config.reset_optimizer`` (a resumed run restores the saved state here)."""
+        self.method_modules.to(self.device)
+        named = self.trainable_named_parameters()
+        if not named:
+            raise RuntimeError(f"{type(self).__name__}: nothing to train; before_experience must "
+                               "add or unfreeze an adapter")
+        if self._pending_opt is not None:
+            carry = self._pending_opt
+        else:
+            carry = {} if self.config.reset_optimizer else self._named_optimizer_state()
+        self._pending_opt = None
+        self.optimizer = torch.optim.AdamW([p for _, p in named], lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay)
+        self._opt_names = [n for n, _ in named]
+        for n, p in named:
+            if n in carry and carry[n]["exp_avg"].shape == p.shape:
+                self.optimizer.state[p] = {k: v.to(p.device) if torch.is_tensor(v) and v.dim() else v
+                                           for k, v in carry[n].items()}
+
+    def make_train_dataloader(self, **kwargs):
+        """Seeded shuffling per experience so a resumed run sees the same batches."""
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.exp_counter)
+        self.dataloader = DataLoader(self.adapted_dataset, batch_size=self.config.batch_size,
+                                     shuffle=True, generator=gen, collate_fn=self.collate,
+                                     num_workers=0)
+
+    def collate(self, items: Sequence[dict]) -> dict:
+        """Stream items -> LM batch (+ emotion/scenario/subset int64, texts, ids)."""
+        texts = [it["text"] for it in items]
+        codes = [self._codes(it) for it in items]
+        batch = self.motion_lm.build_batch(texts, codes)
+        for key in ("emotion", "scenario", "subset"):
+            if key in items[0]:
+                batch[key] = torch.tensor([int(it[key]) for it in items], dtype=torch.int64)
+        batch["texts"] = texts
+        batch["ids"] = [it.get("id") for it in items]
+        return batch
+
+    @staticmethod
+    def _codes(item: dict) -> np.ndarray:
+        codes = np.asarray(item.get("motion_ids", item.get("features")))
+        if codes.ndim != 1 or not np.issubdtype(codes.dtype, np.integer):
+            raise ValueError(f"item {item.get('id')!r} carries {codes.dtype} array of shape "
+                             f"{codes.shape}, not motion codes; build the scenario with "
+                             "payload = motion tokenizer codes")
+        return codes
+
+    def _unpack_minibatch(self):
+        self.mbatch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                       for k, v in self.mbatch.items()}
+
+    @property
+    def mb_x(self):
+        return self.mbatch["input_ids"]
+
+    @property
+    def mb_y(self):
+        return self.mbatch["labels"]
+
+    @property
+    def mb_task_id(self):
+        return self.mbatch["subset"]
+
+    def forward(self):
+        b = self.mbatch
+        return self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                          labels=b["labels"], output_hidden_states=self.output_hidden_states)
+
+    def criterion(self):
+        lm = self.mb_output.loss
+        extra = self.extra_loss(self.mbatch, self.mb_output)
+        self._sums["lm_loss"] += lm.detach()
+        if extra is not None:
+            self._sums["extra_loss"] += extra.detach()
+        return lm if extra is None else lm + extra
+
+    def optimizer_step(self):
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
+                                           self.config.grad_clip)
+        self.optimizer.step()
+
+    def _before_training_epoch(self, **kwargs):
+        from tqdm.auto import tqdm
+
+        if self._stop_training:          # max_steps reached: avalanche ends the experience
+            return super()._before_training_epoch(**kwargs)
+        self._sums = {"lm_loss": torch.zeros((), device=self.device),
+                      "extra_loss": torch.zeros((), device=self.device)}
+        self._steps = getattr(self, "_steps", 0) if self.clock.train_exp_epochs else 0
+        self._epoch_steps = 0
+        self._bar = tqdm(total=len(self.dataloader), disable=not self.progress, leave=False,
+                         desc=f"exp {self.exp_counter + 1} batches", unit="batch")
+        super()._before_training_epoch(**kwargs)
+
+    def _after_training_iteration(self, **kwargs):
+        self._steps += 1
+        self._epoch_steps += 1
+        self._bar.update(1)
+        if self.config.max_steps and self._steps >= self.config.max_steps:
+            self.stop_training()
+        super()._after_training_iteration(**kwargs)
+
+    def _after_training_epoch(self, **kwargs):
+        n = max(self._epoch_steps, 1)
+        self.history.append({"experience": self.exp_counter + 1,
+                             "epoch": int(self.clock.train_exp_epochs) + 1,
+                             "steps": self._epoch_steps,
+                             "lm_loss": float(self._sums["lm_loss"]) / n,
+                             "extra_loss": float(self._sums["extra_loss"]) / n})
+        self._bar.close()
+        super()._after_training_epoch(**kwargs)

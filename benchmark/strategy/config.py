@@ -1,0 +1,103 @@
+"""Typed strategy configs (peft-style dataclasses, validated on creation).
+
+Every strategy's config subclasses :class:`StrategyConfig`, which holds what all methods
+share (optimisation, LoRA shape, which motion-token rows train).  ``from_dict`` refuses
+unknown keys naming the valid ones; ``coerce`` turns ``--set key=value`` strings into the
+field's type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class StrategyConfig:
+    """Shared settings: AdamW, epochs/batch per experience, LoRA shape (r=8, alpha=16 on the
+    LLaMA attention projections, the usual LoRA setting); run presets override lr/epochs."""
+
+    lr: float = field(default=2e-4, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    epochs: int = field(default=1, metadata={"help": "epochs per experience"})
+    batch_size: int = field(default=8, metadata={"help": "training mini-batch size"})
+    max_steps: int = field(default=0, metadata={"help": "cap on optimiser steps per experience "
+                                                          "(0 = no cap)"})
+    grad_clip: float = field(default=1.0, metadata={"help": "max grad norm (0 = off)"})
+    reset_optimizer: bool = field(default=True, metadata={
+        "help": "fresh AdamW state at every experience (else state carries over by parameter name)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    target_modules: tuple[str, ...] = field(
+        default=("q_proj", "k_proj", "v_proj", "o_proj"),
+        metadata={"help": "module names that get LoRA (LLaMA attention projections)"})
+    train_motion_tokens: bool = field(default=True, metadata={
+        "help": "train the embedding + lm_head rows of <motion_k>/<som>/<eom> "
+                "(peft trainable_token_indices, one copy per adapter)"})
+
+    def __post_init__(self):
+        if isinstance(self.target_modules, (list, str)):
+            self.target_modules = tuple([self.target_modules] if isinstance(self.target_modules, str)
+                                        else self.target_modules)
+        checks = [(self.lr > 0, "lr must be > 0"), (self.weight_decay >= 0, "weight_decay must be >= 0"),
+                  (self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch_size must be >= 1"),
+                  (self.max_steps >= 0, "max_steps must be >= 0"), (self.grad_clip >= 0, "grad_clip must be >= 0"),
+                  (self.lora_r >= 1, "lora_r must be >= 1"), (self.lora_alpha > 0, "lora_alpha must be > 0"),
+                  (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
+                  (len(self.target_modules) > 0, "target_modules must not be empty")]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"{type(self).__name__}: {msg}")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> "StrategyConfig":
+        """Build from a dict; unknown keys -> ValueError listing the valid ones; strings are
+        coerced to the field types (so ``--set`` values work)."""
+        values = dict(values or {})
+        valid = cls.field_names()
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field {', '.join(map(repr, unknown))}; "
+                             f"valid: {', '.join(valid)}")
+        return cls(**{k: cls.coerce(k, v) for k, v in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def coerce(cls, name: str, value: Any) -> Any:
+        """Convert ``value`` (often a string from the command line) to field ``name``'s type."""
+        hints = typing.get_type_hints(cls)
+        kind = hints[name]
+        origin = typing.get_origin(kind)
+        if not isinstance(value, str):
+            return tuple(value) if origin is tuple and isinstance(value, list) else value
+        if kind is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{name}: expected true/false, got {value!r}")
+        if kind in (int, float):
+            return kind(value)
+        if origin is tuple:
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else [s for s in text.split(",") if s]
+            return tuple(str(s).strip() for s in items)
+        return value
+
+    @classmethod
+    def help(cls) -> list[tuple[str, str, Any]]:
+        """(name, help, default) per field, for ``l2emg methods``."""
+        return [(f.name, f.metadata.get("help", ""),
+                 f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                for f in dataclasses.fields(cls)]

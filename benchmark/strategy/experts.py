@@ -1,0 +1,177 @@
+"""A LoRA expert bank over peft's LoRA layers, mixed by a gate.
+
+Several named peft LoRA adapters (``lora_A[name]``, ``lora_B[name]``, ``scaling[name]`` in each
+``LoraLayer``) act as experts.  While the bank is attached, peft's own LoRA sum is switched off
+in those layers and a forward hook adds
+
+    y = base(x) + sum_e w_e * scaling_e * B_e(A_e(dropout(x)))
+
+computed batched: the experts' A (E, r, d_in) and B (E, d_out, r) are stacked and contracted
+with ``einsum`` (a per-expert loop only when ranks differ).  Gate weights are per sample
+``(B, E)``, per token ``(B, T, E)``, or shared ``(E,)``; they come from :meth:`set_weights` or
+from a gate function ``gate(x, layer_name) -> weights`` called in every LoRA layer (needed for
+per-token gates during cached generation).  Helpers build hard (one-hot, EPI-style task-id
+routing), uniform-sum (O-LoRA-style) and soft top-k gates (ES-MoE, SAPT).
+The dropout of the first expert is applied once to x (shared mask).  The motion-token rows
+follow peft's active adapter and are not mixed (see :mod:`benchmark.strategy.lora`).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+GateFn = Callable[[torch.Tensor, str], torch.Tensor]
+
+
+def hard_gate(index: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """(B,) expert index -> (B, E) one-hot weights."""
+    return F.one_hot(index.long(), n_experts).float()
+
+
+def uniform_gate(batch: int, n_experts: int, device=None) -> torch.Tensor:
+    """(B, E) all-ones: the plain sum of experts (O-LoRA-style)."""
+    return torch.ones(batch, n_experts, device=device)
+
+
+def topk_softmax(scores: torch.Tensor, k: int | None = None, mask: torch.Tensor | None = None,
+                 temperature: float = 1.0) -> torch.Tensor:
+    """Soft gate: softmax over the top-k of ``scores`` (..., E); ``mask`` (..., E) bool marks
+    experts allowed to take part (at least one per row).  Others get weight exactly 0."""
+    s = scores / temperature
+    if mask is not None:
+        s = s.masked_fill(~mask.bool(), float("-inf"))
+    if k is not None and k < s.shape[-1]:
+        kth = s.topk(k, dim=-1).values[..., -1:]
+        s = s.masked_fill(s < kth, float("-inf"))
+    return torch.softmax(s, dim=-1)
+
+
+class ExpertBank:
+    """Mix the named LoRA adapters ``experts`` of a peft model in every LoRA layer."""
+
+    def __init__(self, model, experts: Sequence[str]):
+        from peft.tuners.lora import LoraLayer
+
+        self.model = model
+        self.experts: list[str] = []
+        self.layers: dict[str, torch.nn.Module] = {
+            n: m for n, m in model.named_modules() if isinstance(m, LoraLayer) and hasattr(m, "lora_A")
+            and isinstance(m.get_base_layer(), torch.nn.Linear)}
+        if not self.layers:
+            raise ValueError("the model has no peft LoRA Linear layers; add an adapter first")
+        self._weights: torch.Tensor | None = None
+        self.gate_fn: GateFn | None = None
+        self._hooks: list = []
+        for e in experts:
+            self.add_expert(e)
+
+    # ------------------------------------------------------------------ experts
+    def add_expert(self, name: str) -> None:
+        for lname, layer in self.layers.items():
+            if name not in layer.lora_A:
+                raise KeyError(f"adapter {name!r} is not in LoRA layer {lname}")
+            if name in getattr(layer, "lora_variant", {}):
+                raise ValueError(f"adapter {name!r} uses a LoRA variant (e.g. DoRA); not supported")
+        self.experts.append(name)
+
+    @property
+    def n_experts(self) -> int:
+        return len(self.experts)
+
+    def parameters(self, name: str) -> list[torch.nn.Parameter]:
+        """LoRA A/B parameters of expert ``name`` in every layer."""
+        return [p for layer in self.layers.values()
+                for p in (*layer.lora_A[name].parameters(), *layer.lora_B[name].parameters())]
+
+    def freeze(self, name: str) -> None:
+        for p in self.parameters(name):
+            p.requires_grad_(False)
+
+    def unfreeze(self, name: str) -> None:
+        for p in self.parameters(name):
+            p.requires_grad_(True)
+
+    # ------------------------------------------------------------------ gates
+    def set_weights(self, weights: torch.Tensor | None) -> None:
+        """Fixed gate weights: (E,), (B, E) or (B, T, E); None clears them."""
+        if weights is not None and weights.shape[-1] != self.n_experts:
+            raise ValueError(f"gate weights have {weights.shape[-1]} experts, bank has {self.n_experts}")
+        self._weights = weights
+
+    @contextlib.contextmanager
+    def route(self, weights: torch.Tensor | None = None, gate_fn: GateFn | None = None):
+        """Temporarily use ``weights`` or ``gate_fn``."""
+        old = (self._weights, self.gate_fn)
+        self.set_weights(weights)
+        self.gate_fn = gate_fn
+        try:
+            yield self
+        finally:
+            self._weights, self.gate_fn = old
+
+    def _gate(self, x: torch.Tensor, layer_name: str) -> torch.Tensor:
+        w = self.gate_fn(x, layer_name) if self.gate_fn is not None else self._weights
+        if w is None:
+            raise RuntimeError("ExpertBank has no gate: call set_weights(...) or set gate_fn")
+        w = w.to(x.device, torch.float32)
+        if w.dim() == 1:
+            return w.expand(*x.shape[:-1], -1)
+        if w.shape[0] != x.shape[0]:
+            raise ValueError(f"gate batch {w.shape[0]} != input batch {x.shape[0]}")
+        if w.dim() == 2:
+            return w.view(w.shape[0], *([1] * (x.dim() - 2)), w.shape[1]).expand(*x.shape[:-1], -1)
+        if w.shape[:-1] != x.shape[:-1]:
+            raise ValueError(f"per-token gate {tuple(w.shape)} does not match input {tuple(x.shape)}; "
+                             "use a gate_fn for cached generation")
+        return w
+
+    # ------------------------------------------------------------------ forward
+    def delta(self, layer: torch.nn.Module, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """sum_e w_e scaling_e B_e A_e dropout(x): x (..., d_in), w (..., E) -> (..., d_out)."""
+        A = [layer.lora_A[e].weight for e in self.experts]
+        B = [layer.lora_B[e].weight for e in self.experts]
+        scale = torch.tensor([layer.scaling[e] for e in self.experts], device=x.device)
+        x = layer.lora_dropout[self.experts[0]](x.to(A[0].dtype))
+        w = (w * scale).to(A[0].dtype)
+        if len({a.shape[0] for a in A}) == 1:
+            h = torch.einsum("...d,erd->...er", x, torch.stack(A))
+            return torch.einsum("...er,eor->...o", h * w[..., None], torch.stack(B))
+        out = 0
+        for e in range(len(A)):      # unequal ranks: loop over experts (not tokens)
+            out = out + F.linear(F.linear(x, A[e]), B[e]) * w[..., e:e + 1]
+        return out
+
+    def _hook(self, layer_name: str):
+        def hook(module, args, output):
+            if not self.experts:
+                return output
+            x = args[0]
+            return output + self.delta(module, x, self._gate(x, layer_name)).to(output.dtype)
+        return hook
+
+    def attach(self) -> "ExpertBank":
+        """Switch off peft's own LoRA sum in the bank's layers and add the mixture instead."""
+        if self._hooks:
+            return self
+        grads = {id(p): p.requires_grad for layer in self.layers.values() for p in layer.parameters()}
+        for name, layer in self.layers.items():
+            layer.enable_adapters(False)
+            self._hooks.append(layer.register_forward_hook(self._hook(name)))
+        for layer in self.layers.values():       # enable_adapters(False) froze everything: restore
+            for p in layer.parameters():
+                p.requires_grad_(grads[id(p)])
+        return self
+
+    def detach(self) -> None:
+        """Remove the hooks; peft's normal adapter forward is back."""
+        grads = {id(p): p.requires_grad for layer in self.layers.values() for p in layer.parameters()}
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+        for layer in self.layers.values():
+            layer.enable_adapters(True)
+            for p in layer.parameters():
+                p.requires_grad_(grads[id(p)])

@@ -1,0 +1,128 @@
+"""Strategy registry: method name -> (class, config dataclass).
+
+``@register_strategy("seq_lora", config=SeqLoRAConfig)`` on a :class:`MotionLMStrategy`
+subclass registers it.  :func:`discover` imports every module of the packages ``baselines``
+and ``methods`` (``pkgutil``) plus any ``--plugin FILE.py``; ``benchmark`` itself never imports
+a strategy module by name.  A module that fails to import is remembered (shown by
+``l2emg methods`` and in the unknown-method error) instead of hiding the others.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import pkgutil
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from benchmark.io import DataError
+from benchmark.strategy.config import StrategyConfig
+
+STRATEGY_PACKAGES = ("baselines", "methods")
+
+
+@dataclass(frozen=True)
+class StrategyEntry:
+    name: str
+    cls: type
+    config: type
+    module: str
+
+    @property
+    def doc(self) -> str:
+        return (self.cls.__doc__ or "").strip().splitlines()[0] if self.cls.__doc__ else ""
+
+
+_REGISTRY: dict[str, StrategyEntry] = {}
+IMPORT_ERRORS: dict[str, str] = {}
+
+
+def register_strategy(name: str, config: type = StrategyConfig):
+    """Class decorator: register a :class:`MotionLMStrategy` subclass under ``name``."""
+    from benchmark.strategy.base import MotionLMStrategy
+
+    if not isinstance(config, type) or not issubclass(config, StrategyConfig):
+        raise TypeError(f"config of strategy {name!r} must subclass StrategyConfig")
+
+    def wrap(cls):
+        if not issubclass(cls, MotionLMStrategy):
+            raise TypeError(f"strategy {name!r} must subclass MotionLMStrategy")
+        old = _REGISTRY.get(name)
+        if old is not None and (old.cls.__module__, old.cls.__qualname__) != \
+                (cls.__module__, cls.__qualname__):
+            raise ValueError(f"strategy name {name!r} is already registered by {old.module}")
+        cls.name = name
+        cls.config_class = config
+        _REGISTRY[name] = StrategyEntry(name, cls, config, cls.__module__)
+        return cls
+
+    return wrap
+
+
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - one broken method must not hide the others; kept + shown
+        IMPORT_ERRORS[module] = traceback.format_exc(limit=3).strip().splitlines()[-1]
+
+
+def load_plugin(path: str | Path) -> str:
+    """Import a strategy file (``--plugin FILE.py``); returns its module name."""
+    path = Path(path).resolve()
+    if not path.is_file() or path.suffix != ".py":
+        raise DataError(path, "the plugin is not an existing .py file",
+                        "pass --plugin path/to/my_method.py")
+    module = f"l2emg_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    if module in sys.modules:
+        return module
+    spec = importlib.util.spec_from_file_location(module, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as err:  # noqa: BLE001 - re-raised as a DataError naming the file
+        sys.modules.pop(module, None)
+        raise DataError(path, f"the plugin failed to import ({type(err).__name__}: {err})",
+                        "fix the plugin file") from err
+    return module
+
+
+def discover(plugins: Iterable[str | Path] = (), packages: Iterable[str] = STRATEGY_PACKAGES) -> dict:
+    """Import the strategy packages' modules and the plugin files; returns the registry."""
+    for pkg_name in packages:
+        try:
+            pkg = importlib.import_module(pkg_name)
+        except ImportError:
+            continue
+        for info in pkgutil.iter_modules(pkg.__path__, prefix=f"{pkg_name}."):
+            if not info.name.rsplit(".", 1)[-1].startswith("_"):
+                _import(info.name)
+    for p in plugins:
+        load_plugin(p)
+    return dict(_REGISTRY)
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_strategy(name: str) -> StrategyEntry:
+    """The entry of method ``name``; unknown -> DataError listing the valid ones."""
+    if name not in _REGISTRY:
+        broken = "".join(f"; {m} failed to import: {e}" for m, e in sorted(IMPORT_ERRORS.items()))
+        raise DataError(None, f"unknown method {name!r}{broken}",
+                        f"choose one of: {', '.join(available()) or '(none registered)'}")
+    return _REGISTRY[name]
+
+
+def make_config(name: str, values: dict | None = None) -> StrategyConfig:
+    """The typed config of method ``name`` from a dict of overrides (strings coerced)."""
+    entry = get_strategy(name)
+    try:
+        return entry.config.from_dict(values)
+    except (TypeError, ValueError) as err:
+        raise DataError(None, f"bad config for method {name!r}: {err}",
+                        "check the --set key=value pairs") from err

@@ -1,0 +1,208 @@
+"""Strategy protocol: registry + configs, LM training through Avalanche, hooks, SeqLoRA forgets,
+checkpoint round trip, peft helpers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.backbone import MotionLM
+from benchmark.io import DataError
+from benchmark.strategy import MotionLMStrategy, lora, registry
+from benchmark.strategy.config import StrategyConfig
+from strategy_fakes import fake_items, fake_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+K = 16
+
+
+@pytest.fixture()
+def mlm(tiny_backbone_dir):
+    return MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K)
+
+
+def _strategy(name, mlm, **overrides):
+    registry.discover()
+    values = {"lr": 3e-3, "epochs": 10, "batch_size": 8, "lora_dropout": 0.0, **overrides}
+    entry = registry.get_strategy(name)
+    return entry.cls(motion_lm=mlm, config=registry.make_config(name, values), device="cpu", seed=0)
+
+
+def _loss(strategy, items) -> float:
+    batch = strategy.collate(items)
+    strategy.model.eval()
+    with torch.no_grad():
+        return float(strategy.model(input_ids=batch["input_ids"], labels=batch["labels"],
+                                    attention_mask=batch["attention_mask"]).loss)
+
+
+# ---------------------------------------------------------------------------- registry, configs
+def test_discovery_finds_baselines_and_refuses_unknown():
+    found = registry.discover()
+    assert {"seq_lora", "mtl"} <= set(found)
+    assert found["mtl"].cls.joint and not found["seq_lora"].cls.joint
+    with pytest.raises(DataError, match="seq_lora"):
+        registry.get_strategy("no_such_method")
+
+
+def test_config_validation_and_coercion():
+    registry.discover()
+    cfg = registry.make_config("seq_lora", {"lr": "1e-3", "train_motion_tokens": "false",
+                                            "target_modules": "q_proj,v_proj", "epochs": "2"})
+    assert cfg.lr == 1e-3 and cfg.train_motion_tokens is False and cfg.epochs == 2
+    assert cfg.target_modules == ("q_proj", "v_proj") and cfg.reset_optimizer is False
+    with pytest.raises(DataError, match="valid: lr"):
+        registry.make_config("seq_lora", {"lerning_rate": 1})
+    with pytest.raises(ValueError, match="lora_r"):
+        StrategyConfig(lora_r=0)
+    assert StrategyConfig.from_dict(StrategyConfig().to_dict()) == StrategyConfig()
+
+
+def test_register_checks_types_and_duplicates():
+    with pytest.raises(TypeError):
+        registry.register_strategy("bad")(object)
+
+    class Other(MotionLMStrategy):
+        pass
+
+    registry.discover()
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_strategy("seq_lora")(Other)
+
+
+def test_plugin_example_registers_and_is_short():
+    example = REPO / "examples" / "my_method.py"
+    assert len(example.read_text().splitlines()) <= 40
+    registry.discover(plugins=[example])
+    assert "l2_lora" in registry.available()
+    with pytest.raises(DataError, match="plugin"):
+        registry.load_plugin(REPO / "examples" / "missing.py")
+
+
+# ---------------------------------------------------------------------------- training
+def test_seq_lora_forgets_the_first_scenario(mlm):
+    """Two scenarios with disjoint code ranges: after the second, SeqLoRA's single adapter has
+    moved to the new codes, so the first scenario's LM loss rises far above its trained value."""
+    s = _strategy("seq_lora", mlm)
+    scenario = fake_scenario(n_tasks=2)
+    a, b = fake_items(0, 8, K, seed=7), fake_items(1, 8, K, seed=7)
+    before = _loss(s, a)
+    s.train(scenario.train_stream[0])
+    after_a = _loss(s, a)
+    s.train(scenario.train_stream[1])
+    after_b, b_loss = _loss(s, a), _loss(s, b)
+    assert after_a < before - 1.0            # learnt scenario 1
+    assert b_loss < before - 1.0             # learnt scenario 2
+    assert after_b > after_a + 2.0           # ... and forgot scenario 1
+    assert list(mlm.adapters) == ["seq"] and s.exp_counter == 2
+    assert [h["experience"] for h in s.history][::10] == [1, 2]
+
+
+def test_only_adapter_and_motion_rows_train(mlm):
+    s = _strategy("seq_lora", mlm, epochs=2)
+    base = {n: p.detach().clone() for n, p in mlm.model.named_parameters()}
+    s.train(fake_scenario(n_tasks=1).train_stream[0])
+    changed = {n for n, p in mlm.model.named_parameters()
+               if n.replace("base_model.model.", "").replace(".base_layer", "") in base
+               and not torch.equal(p, base[n.replace("base_model.model.", "").replace(".base_layer", "")])}
+    assert not changed                                   # base weights untouched
+    emb = mlm.model.get_input_embeddings()
+    rows = emb.token_adapter.trainable_tokens_delta["seq"]
+    assert rows.shape[0] == K + 2 and rows.requires_grad
+    counts = lora.count_parameters(mlm.model)
+    assert 0 < counts["trainable"] < counts["total"]
+    assert lora.adapter_bytes(mlm, "seq") == 4 * counts["trainable"]
+
+
+class _Probe(MotionLMStrategy):
+    """Records the hook order and adds a constant extra loss."""
+
+    def before_experience(self, experience):
+        self.calls = getattr(self, "calls", []) + ["before"]
+        if "p" not in self.motion_lm.adapters:
+            self.add_lora("p")
+
+    def after_experience(self, experience):
+        self.calls.append("after")
+
+    def extra_loss(self, batch, outputs):
+        assert {"emotion", "scenario", "subset", "texts"} <= set(batch)
+        return torch.tensor(0.25)
+
+
+def test_hooks_extra_loss_and_avalanche_plugins(mlm):
+    from avalanche.core import SupervisedPlugin
+
+    class Plug(SupervisedPlugin):
+        def before_training_exp(self, strategy, **kw):
+            strategy.calls.append("plugin")
+
+    s = _Probe(motion_lm=mlm, config=StrategyConfig(epochs=1, max_steps=1), plugins=[Plug()])
+    s.train(fake_scenario(n_tasks=1).train_stream[0])
+    assert s.calls == ["before", "plugin", "after"]
+    assert s.history[0]["extra_loss"] == pytest.approx(0.25) and s.history[0]["steps"] == 1
+
+
+def test_nothing_trainable_and_raw_features_are_errors(mlm):
+    s = MotionLMStrategy(motion_lm=mlm, config=StrategyConfig())
+    for p in mlm.model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="nothing to train"):
+        s.make_optimizer()
+    with pytest.raises(ValueError, match="payload"):
+        s.collate([{"id": "x", "text": "t", "features": np.zeros((8, 263), np.float32)}])
+
+
+def test_checkpoint_restore_continues_identically(tiny_backbone_dir):
+    scenario = fake_scenario(n_tasks=2)
+
+    def fresh():
+        torch.manual_seed(0)
+        return _strategy("seq_lora", MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K), epochs=2)
+
+    s1 = fresh()
+    s1.train(scenario.train_stream[0])
+    state = s1.checkpoint_state()
+    rng = torch.get_rng_state()
+    s1.train(scenario.train_stream[1])
+
+    s2 = fresh()
+    s2.restore(state)
+    torch.set_rng_state(rng)
+    assert s2.exp_counter == 1 and list(s2.motion_lm.adapters) == ["seq"]
+    s2.train(scenario.train_stream[1])
+    p1 = dict(s1.model.named_parameters())
+    for n, p in s2.model.named_parameters():
+        assert torch.equal(p, p1[n]), n
+
+
+# ---------------------------------------------------------------------------- peft helpers
+def test_merge_keeps_outputs_and_state_round_trips(mlm, tiny_backbone_dir):
+    cfg = lora.lora_config(StrategyConfig(lora_dropout=0.0), mlm)
+    cfg.init_lora_weights = False
+    lora.add_adapter(mlm, "one", cfg)
+    lora.add_adapter(mlm, "two", cfg, copy_tokens_from="one")
+    ids = torch.randint(0, mlm.vocab_size, (2, 7))
+    lora.set_active(mlm, "one")
+    with torch.no_grad():
+        ref = mlm.model(input_ids=ids).logits
+    state = lora.adapter_state(mlm)
+
+    other = MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K)
+    lora.load_adapter_state(other, state)
+    with torch.no_grad():
+        torch.testing.assert_close(other.model(input_ids=ids).logits, ref)
+
+    lora.merge_adapter(mlm, "one")          # folded into the base weights, "two" still there
+    assert list(mlm.adapters) == ["two"]
+    lora.set_active(mlm, "two")
+    with torch.no_grad():                   # base now holds "one"; "two" is off -> the same logits
+        mlm.model.base_model.disable_adapter_layers()
+        torch.testing.assert_close(mlm.model(input_ids=ids).logits, ref)
+        mlm.model.base_model.enable_adapter_layers()
+    lora.merge_adapter(mlm, "two")
+    assert not lora.is_peft(mlm.model) and not mlm.adapters
+    with pytest.raises(ValueError, match="adapter name"):
+        lora.add_adapter(mlm, "bad name", cfg)
