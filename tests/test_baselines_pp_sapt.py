@@ -68,10 +68,31 @@ def test_prog_prompt_old_prompts_and_backbone_bit_identical(prog):
     for i in range(1, len(snaps)):
         for j in range(i):                 # prompt j unchanged by every later scenario
             assert torch.equal(snaps[i]["prompts"][j], snaps[j]["prompts"][j])
-        assert not torch.equal(snaps[i]["prompts"][i], snaps[i - 1]["prompts"][i - 1])
     for n, p in s.model.named_parameters():
         assert torch.equal(p.detach(), base[n]), n          # the backbone never trains
     assert not torch.equal(snaps[-1]["rows"], snaps[0]["rows"])   # motion-token rows do
+
+
+def _one_backward(strategy):
+    from strategy_fakes import fake_items
+
+    strategy.model.zero_grad(set_to_none=True)
+    strategy.method_modules.zero_grad(set_to_none=True)
+    strategy.mbatch = strategy.collate(fake_items(2, 4, N_CODES))
+    strategy.forward().loss.backward()
+
+
+def test_prog_prompt_gradient_reaches_only_the_newest_prompt(prog):
+    s, _, _ = prog
+    s.prompts.raw[-1].requires_grad_(True)          # as during the last scenario
+    try:
+        _one_backward(s)
+        assert s.prompts.raw[-1].grad is not None and s.prompts.raw[-1].grad.abs().sum() > 0
+        assert all(p.grad is None for p in list(s.prompts.raw)[:-1])
+        assert all(p.grad is None for p in s.model.parameters())
+    finally:
+        s.prompts.raw[-1].requires_grad_(False)
+        s.method_modules.zero_grad(set_to_none=True)
 
 
 def test_prog_prompt_generation_uses_prompts_and_is_padding_invariant(prog):
