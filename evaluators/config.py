@@ -18,14 +18,14 @@ class EvaluatorConfig:
     dim_text_hidden: int = 128
     dim_movement_hidden: int = 128
     dim_movement_latent: int = 128
-    dim_motion_hidden: int = 256
+    dim_motion_hidden: int = 128
     dim_coemb: int = 128
     # emotion classifier
     dim_emo_movement: int = 128
     dim_emo_hidden: int = 128
     # training
-    epochs: int = 40
-    emo_epochs: int = 30
+    epochs: int = 15
+    emo_epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
