@@ -67,7 +67,9 @@ def tiny_tokenizer(tiny_corpus, tmp_path_factory):
     from benchmark.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tokenizer") / "vq"
-    return train_tokenizer(tiny_corpus, out, preset="test", seed=0)
+    tok = train_tokenizer(tiny_corpus, out, preset="test", seed=0)
+    tok.saved_dir = out          # the folder, for tests that pass --tokenizer DIR
+    return tok
 
 
 @pytest.fixture(scope="session")

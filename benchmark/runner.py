@@ -1,0 +1,442 @@
+"""``l2emg run``: train one strategy through every experience, evaluate after each, resume.
+
+``run(config) -> Path`` is the plain function (the sweep calls it).  Flow: stages (corpus,
+split, tokenizer, evaluator, backbone; built or reused by hash) -> avalanche scenario whose
+items carry motion codes -> ground-truth row + baseline row (untrained model) -> for each
+experience: ``strategy.train(exp)``, generate for the test set of every subset, evaluate, append
+row ``after_i`` of every matrix, checkpoint -> ``result.json`` (written last).
+See docs/CONTRACTS.md ("Run folders") for the files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
+                          hash_json, peak_rss_mb, provenance)
+
+FAILED_FRAMES = 40      # a failed generation is scored as the corpus mean pose for 2 s
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides a run's numbers (+ where to put them)."""
+
+    method: str
+    out: str
+    setting: str = "unseen"
+    order: str = "1"
+    seed: int = 0
+    preset: str = "tiny"
+    data: str | None = None
+    tokenizer: str | None = None
+    evaluator: str | None = None
+    backbone: str = "tiny"
+    plugins: tuple[str, ...] = ()
+    cache: str = "runs/cache"
+    device: str = "cpu"
+    resume: bool = False
+    progress: bool = True
+    method_overrides: dict = field(default_factory=dict)
+    # preset-controlled (see PRESETS); None = the preset's value
+    max_test: int | None = None
+    corpus_scale: float | None = None
+    tokenizer_preset: str | None = None
+    evaluator_preset: str | None = None
+    tiny_backbone: dict | None = None
+    generation: dict | None = None
+    eval_repeats: int | None = None
+    mm_texts: int | None = None
+    mm_gens: int | None = None
+    n_samples: int | None = None
+    dtype: str | None = None
+    threads: int = 0                     # torch threads (0 = torch's default)
+    stop_after: int = 0                  # test hook: stop after this many experiences (0 = all)
+
+    def resolved(self) -> "RunConfig":
+        """A copy with every None filled from the preset (unknown preset -> DataError)."""
+        if self.preset not in PRESETS:
+            raise DataError(None, f"unknown preset {self.preset!r}",
+                            f"choose one of: {', '.join(PRESETS)}")
+        fill = {k: v for k, v in PRESETS[self.preset].items()
+                if k != "train" and getattr(self, k) is None}
+        return dataclasses.replace(self, **fill)
+
+
+# Training overrides ("train") go under the method config; --set wins over them.
+PRESETS: dict[str, dict] = {
+    "test": dict(max_test=8, corpus_scale=0.02, tokenizer_preset="test", evaluator_preset="test",
+                 tiny_backbone=dict(hidden_size=64, intermediate_size=128),
+                 generation=dict(max_new_tokens=12, top_k=20), eval_repeats=1, mm_texts=2,
+                 mm_gens=2, n_samples=2, dtype="float32",
+                 train=dict(lr=3e-3, epochs=1, batch_size=16, max_steps=4, lora_dropout=0.0)),
+    "tiny": dict(max_test=32, corpus_scale=0.05, tokenizer_preset="tiny", evaluator_preset="tiny",
+                 tiny_backbone=dict(hidden_size=96, intermediate_size=256),
+                 generation=dict(max_new_tokens=50, top_k=50), eval_repeats=1, mm_texts=4,
+                 mm_gens=3, n_samples=8, dtype="float32",
+                 train=dict(lr=2e-3, epochs=1, batch_size=16, max_steps=12)),
+    # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
+    "paper": dict(max_test=0, corpus_scale=1.0, tokenizer_preset="paper", evaluator_preset="paper",
+                  tiny_backbone=dict(), generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
+                  eval_repeats=20, mm_texts=32, mm_gens=10, n_samples=16, dtype="bfloat16",
+                  train=dict(lr=2e-4, epochs=3, batch_size=8, max_steps=0)),
+}
+
+# fields that do not change the numbers (excluded from the config hash)
+EXECUTION_FIELDS = ("out", "cache", "device", "resume", "progress", "plugins", "threads",
+                    "stop_after", "data", "tokenizer", "evaluator", "backbone")
+
+
+# ----------------------------------------------------------------------------- evaluation
+class Scorer:
+    """Generates for the fixed test texts of every subset and scores with the Evaluator."""
+
+    def __init__(self, cfg: RunConfig, stages, scenario, generation):
+        self.cfg, self.stages, self.gen = cfg, stages, generation
+        rng = np.random.default_rng([cfg.seed, 7])
+        self.tests = []
+        for exp in scenario.test_stream:
+            data = exp.dataset
+            idx = np.arange(len(data))
+            if cfg.max_test and len(idx) > cfg.max_test:
+                idx = np.sort(rng.choice(idx, cfg.max_test, replace=False))
+            items = [data[int(i)] for i in idx]
+            if len(items) < 2:
+                raise DataError(None, f"subset {exp.subset_name!r} has {len(items)} test motion(s)",
+                                "use a larger corpus (the evaluator needs >= 2)")
+            self.tests.append({"subset": exp.subset_name, "ids": [it["id"] for it in items],
+                               "texts": [it["text"] for it in items],
+                               "emotions": [it["emotion"] for it in items],
+                               "scenarios": [it["scenario"] for it in items],
+                               "reference": [stages.corpus.features(it["id"]) for it in items]})
+        self.failed_pose = np.tile(stages.corpus.mean.astype(np.float32), (FAILED_FRAMES, 1))
+
+    def decode(self, codes: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+        ok = [i for i, c in enumerate(codes) if len(c) > 0]
+        feats = [self.failed_pose] * len(codes)
+        if ok:
+            for i, f in zip(ok, self.stages.tokenizer.decode_batch([codes[i] for i in ok])):
+                feats[i] = f.astype(np.float32)
+        return feats, len(codes) - len(ok)
+
+    def ground_truth(self) -> list[dict]:
+        ev = self.stages.evaluator
+        return [ev.score_ground_truth(t["reference"], t["texts"], t["emotions"],
+                                      repeats=self.cfg.eval_repeats, seed=self.cfg.seed)
+                for t in self.tests]
+
+    def score(self, strategy, row: int) -> tuple[list[dict], list[list[np.ndarray]], int, int]:
+        """Metric dict per subset, generated features per subset, failures, outputs."""
+        import torch
+
+        metrics, generated, failed, total = [], [], 0, 0
+        for j, t in enumerate(self.tests):
+            torch.manual_seed(hash_seed(self.cfg.seed, "eval", row, j))
+            feats, bad = self.decode(strategy.generate(t["texts"], self.gen))
+            mm_texts = t["texts"][: self.cfg.mm_texts]
+            mm = None
+            if self.cfg.mm_texts and self.cfg.mm_gens >= 2:
+                flat, bad_mm = self.decode(strategy.generate(
+                    [x for x in mm_texts for _ in range(self.cfg.mm_gens)], self.gen))
+                mm = [flat[k * self.cfg.mm_gens:(k + 1) * self.cfg.mm_gens] for k in range(len(mm_texts))]
+                bad, total = bad + bad_mm, total + len(flat)
+            failed, total = failed + bad, total + len(feats)
+            metrics.append(self.stages.evaluator.evaluate(
+                feats, t["texts"], t["emotions"], t["reference"], mm_generated=mm,
+                repeats=self.cfg.eval_repeats, seed=self.cfg.seed))
+            generated.append(feats)
+        return metrics, generated, failed, total
+
+
+def hash_seed(*parts) -> int:
+    return int(hash_json(list(parts), n=8), 16)
+
+
+# ----------------------------------------------------------------------------- run
+def _metric_keys() -> list[str]:
+    from evaluators import METRIC_KEYS
+
+    return [k for k in METRIC_KEYS if k != "n"]
+
+
+def run_aggregates(matrices: dict[str, np.ndarray], baseline: dict[str, np.ndarray]) -> dict:
+    """evaluators.continual aggregates; a non-square (joint, 1 x N) matrix -> final averages
+    only, FR/BWT/FWT NaN."""
+    from evaluators.continual import FINAL_AVERAGES, aggregates
+
+    if all(m.shape[0] == m.shape[1] for m in matrices.values()):
+        return aggregates(matrices, baseline=baseline)
+    out = {agg: float(np.mean(matrices[key][-1])) for agg, key in FINAL_AVERAGES.items()}
+    return {**out, "FR": float("nan"), "BWT": float("nan"), "FWT": float("nan")}
+
+
+def _save_matrices(out: Path, rows: list[list[dict]], names: list[str], keys: list[str]) -> None:
+    import pandas as pd
+
+    for k in keys:
+        df = pd.DataFrame([[r[k] for r in row] for row in rows], columns=names,
+                          index=[f"after_{i + 1}" for i in range(len(rows))])
+        atomic_write_text(out / "matrices" / f"{k}.csv", df.to_csv())
+
+
+def _config_record(cfg: RunConfig, method_config, stages, scenario_names) -> dict:
+    from benchmark.splits import order_name
+
+    record = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in EXECUTION_FIELDS}
+    record.update(method_config=method_config.to_dict(), stage_hashes=stages.hashes,
+                  order={"name": order_name(cfg.order), "scenarios": scenario_names})
+    record["config_hash"] = hash_json(record)
+    return record
+
+
+def _check_resume(out: Path, record: dict) -> dict:
+    old = json.loads((out / "config.json").read_text())
+    for key in sorted(set(old) | set(record)):
+        if key != "config_hash" and old.get(key) != record.get(key):
+            raise DataError(out / "config.json", f"the checkpoint was made with a different {key!r} "
+                            f"({old.get(key)!r} != {record.get(key)!r})",
+                            "rerun with the original settings or choose another --out")
+    return old
+
+
+def _rng_state() -> dict:
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run(cfg: RunConfig) -> Path:
+    """Train + evaluate one (method, setting, order, seed); returns the run folder."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from benchmark.backbone import GenerationSettings, MotionLM, MotionLMConfig, TinyBackboneConfig
+    from benchmark.seed import seed_everything
+    from benchmark.stages import build_stages, codes_stage
+    from benchmark.strategy import registry
+    from benchmark.streams import make_scenario
+
+    t0 = time.time()
+    cfg = cfg.resolved()
+    out = Path(cfg.out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if (out / "result.json").exists():
+        raise DataError(out, "the run is already finished", "choose another --out")
+    if (out / "progress.json").exists() and not cfg.resume:
+        raise DataError(out, "an unfinished run is in this folder", "pass --resume or another --out")
+    registry.discover(cfg.plugins)
+    entry = registry.get_strategy(cfg.method)
+    method_config = registry.make_config(
+        cfg.method, {**PRESETS[cfg.preset]["train"], **cfg.method_overrides})
+    generation = GenerationSettings(**cfg.generation)
+    stages = build_stages(cfg.cache, data=cfg.data, tokenizer=cfg.tokenizer, evaluator=cfg.evaluator,
+                          backbone=cfg.backbone, setting=cfg.setting, seed=cfg.seed,
+                          corpus_scale=cfg.corpus_scale, tokenizer_preset=cfg.tokenizer_preset,
+                          evaluator_preset=cfg.evaluator_preset,
+                          tiny_config=TinyBackboneConfig(**cfg.tiny_backbone), device=cfg.device)
+    ids = list(stages.manifest["id"].astype(str))
+    codes = codes_stage(Path(cfg.cache), stages.corpus, stages.tokenizer, ids)
+    scenario = make_scenario(stages.corpus, stages.manifest, _order_arg(cfg.order),
+                             payload=codes.__getitem__, seed=cfg.seed)
+    names = list(scenario.subset_names)
+    record = _config_record(cfg, method_config, stages, names)
+
+    seed_everything(cfg.seed)
+    max_motion = max(1, 196 // stages.tokenizer.downsample)
+    mlm = MotionLM.from_pretrained(stages.backbone, stages.tokenizer.codebook_size,
+                                   MotionLMConfig(max_motion_tokens=max_motion, dtype=cfg.dtype),
+                                   device=cfg.device)
+    strategy = entry.cls(motion_lm=mlm, config=method_config, device=cfg.device, seed=cfg.seed,
+                         progress=cfg.progress)
+    experiences = _joint(scenario) if entry.cls.joint else list(scenario.train_stream)
+    scorer = Scorer(cfg, stages, scenario, generation)
+    keys = _metric_keys()
+
+    ckpt_path = out / "checkpoints" / "state.pt"
+    if cfg.resume and (out / "progress.json").exists():
+        _check_resume(out, record)
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        strategy.restore(ckpt["strategy"])
+        _set_rng_state(ckpt["rng"])
+        state = ckpt["run"]
+    else:
+        atomic_write_json(out / "config.json", record)
+        gt = scorer.ground_truth()
+        base, _, bfail, btotal = scorer.score(strategy, 0)
+        state = {"rows": [], "baseline": base, "ground_truth": gt, "failed": 0, "total": 0,
+                 "baseline_failed": bfail, "baseline_total": btotal, "elapsed": 0.0}
+        _save_baseline(out, base, names, keys)
+
+    start = len(state["rows"])
+    bar = tqdm(total=len(experiences), initial=start, disable=not cfg.progress, desc=cfg.method,
+               unit="exp")
+    generated = None
+    for i in range(start, len(experiences)):
+        if cfg.stop_after and i >= cfg.stop_after:
+            bar.close()
+            return out
+        seed_everything(hash_seed(cfg.seed, "train", i))
+        strategy.train(experiences[i], eval_streams=[])
+        metrics, generated, failed, total = scorer.score(strategy, i + 1)
+        state["rows"].append(metrics)
+        state["failed"] += failed
+        state["total"] += total
+        state["elapsed"] += time.time() - t0
+        t0 = time.time()
+        _save_matrices(out, state["rows"], names, keys)
+        atomic_torch_save(ckpt_path, {"strategy": strategy.checkpoint_state(), "rng": _rng_state(),
+                                      "run": state, "config_hash": record["config_hash"]})
+        atomic_write_json(out / "progress.json", {"finished": i + 1, "n_experiences": len(experiences),
+                                                  "config_hash": record["config_hash"]})
+        bar.update(1)
+    bar.close()
+    if generated is None:      # resumed after the last experience: regenerate the samples
+        _, generated, _, _ = scorer.score(strategy, len(experiences))
+    _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, time.time() - t0)
+    return out
+
+
+def _order_arg(order: str):
+    return int(order) if str(order).isdigit() else order
+
+
+def _joint(scenario) -> list:
+    """One experience holding the union of every training experience (for ``joint`` methods)."""
+    from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
+
+    data = scenario.train_stream[0].dataset
+    for exp in list(scenario.train_stream)[1:]:
+        data = data.concat(exp.dataset)
+    return [DatasetExperience(dataset=data, current_experience=0)]
+
+
+def _save_baseline(out: Path, base: list[dict], names: list[str], keys: list[str]) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame([[b[k] for b in base] for k in keys], index=pd.Index(keys, name="metric"),
+                      columns=names)
+    atomic_write_text(out / "matrices" / "baseline.csv", df.to_csv())
+
+
+def _save_samples(out: Path, scorer: Scorer, generated, corpus, n: int) -> None:
+    from benchmark.io import atomic_save_npy
+
+    index, per = {}, max(1, -(-n // len(scorer.tests)))
+    for t, feats in zip(scorer.tests, generated):
+        for k in range(min(per, len(t["ids"]))):
+            if len(index) >= n:
+                break
+            name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(t["ids"][k]))
+            atomic_save_npy(out / "samples" / f"{name}.npy", feats[k].astype(np.float32))
+            atomic_save_npy(out / "samples" / f"{name}_gt.npy", t["reference"][k].astype(np.float32))
+            index[name] = {"text": t["texts"][k], "emotion": corpus.emotions[t["emotions"][k]],
+                           "scenario": corpus.scenarios[t["scenarios"][k]], "subset": t["subset"],
+                           "reference": f"{name}_gt.npy"}
+    atomic_write_json(out / "samples" / "index.json", index)
+
+
+def _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, extra_s) -> None:
+    import pandas as pd
+    import torch
+
+    _save_samples(out, scorer, generated, scorer.stages.corpus, cfg.n_samples)
+    atomic_write_text(out / "train_log.csv", pd.DataFrame(strategy.history).to_csv(index=False))
+    matrices = {k: np.array([[m[k] for m in row] for row in state["rows"]], dtype=float) for k in keys}
+    baseline = {k: np.array([b[k] for b in state["baseline"]], dtype=float) for k in keys}
+    gt = {k: float(np.mean([g[k] for g in state["ground_truth"]])) for k in keys}
+    peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    wall = state["elapsed"] + extra_s
+    result = {
+        "method": cfg.method, "setting": cfg.setting, "order": record["order"]["name"],
+        "seed": cfg.seed, "preset": cfg.preset, "scenario_order": names,
+        "n_experiences": len(state["rows"]), "aggregates": run_aggregates(matrices, baseline),
+        "final": {k: matrices[k][-1].tolist() for k in keys}, "ground_truth": gt,
+        "ground_truth_per_subset": {k: [g[k] for g in state["ground_truth"]] for k in keys},
+        "generation_failure_rate": state["failed"] / max(state["total"], 1),
+        "baseline_failure_rate": state["baseline_failed"] / max(state["baseline_total"], 1),
+        "config_hash": record["config_hash"], "stage_hashes": record["stage_hashes"],
+        "provenance": provenance(config_hash=record["config_hash"], seed=cfg.seed,
+                                 order=record["order"], device=cfg.device),
+        "wall_time_s": wall, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu,
+    }
+    atomic_write_json(out / "result.json", result)
+
+
+# ----------------------------------------------------------------------------- CLI
+def run_command_args(parser) -> None:
+    a = parser.add_argument
+    a("--method", required=True, help="registered strategy name (see `l2emg methods`)")
+    a("--setting", default="unseen", choices=("unseen", "mixed"))
+    a("--order", default="1", help="1, 2, 3 or comma-separated subset names")
+    a("--seed", type=int, default=0)
+    a("--out", required=True, help="run folder")
+    a("--preset", default="tiny", choices=tuple(PRESETS))
+    a("--data", help="corpus folder (default: the synthetic corpus, built in --cache)")
+    a("--tokenizer", help="motion tokenizer folder (default: trained in --cache)")
+    a("--evaluator", help="evaluator folder (default: trained in --cache)")
+    a("--backbone", default="tiny", help="'tiny' or a local Hugging Face model folder")
+    a("--plugin", action="append", default=[], help="extra strategy file (repeatable)")
+    a("--cache", default="runs/cache")
+    a("--device", default="cpu")
+    a("--resume", action="store_true", help="continue an unfinished run in --out")
+    a("--max-test", type=int, help="cap on test motions per subset (0 = all)")
+    a("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    a("--stop-after", type=int, default=0, help="stop after N experiences (resume later)")
+    a("--no-progress", action="store_true", help="no progress bars")
+    a("--set", action="append", default=[], metavar="KEY=VALUE",
+      help="method config field (see `l2emg methods`); gen.KEY=VALUE sets a generation setting")
+
+
+def _parse_sets(pairs: list[str]) -> tuple[dict, dict]:
+    method, gen = {}, {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise DataError(None, f"--set {pair!r} is not KEY=VALUE", "write e.g. --set lr=1e-3")
+        k, v = pair.split("=", 1)
+        if k.startswith("gen."):
+            gen[k[4:]] = json.loads(v) if v.replace(".", "", 1).isdigit() or v in ("true", "false") else v
+        else:
+            method[k] = v
+    return method, gen
+
+
+def run_command(args) -> int:
+    method, gen = _parse_sets(args.set)
+    cfg = RunConfig(method=args.method, out=args.out, setting=args.setting, order=args.order,
+                    seed=args.seed, preset=args.preset, data=args.data, tokenizer=args.tokenizer,
+                    evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
+                    cache=args.cache, device=args.device, resume=args.resume,
+                    progress=not args.no_progress, method_overrides=method,
+                    max_test=args.max_test, threads=args.threads, stop_after=args.stop_after)
+    if gen:
+        cfg = dataclasses.replace(cfg.resolved(), generation={**PRESETS[args.preset]["generation"], **gen})
+    out = run(cfg)
+    if (out / "result.json").exists():
+        res = json.loads((out / "result.json").read_text())
+        agg = res["aggregates"]
+        print(f"{args.method}: AR {agg['AR']:.3f}  AF {agg['AF']:.2f}  FR {agg['FR']:.2f}  "
+              f"failures {res['generation_failure_rate']:.1%}  -> {out}")
+    else:
+        print(f"stopped after {args.stop_after} experience(s); resume with --resume -> {out}")
+    return 0

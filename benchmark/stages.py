@@ -1,0 +1,158 @@
+"""Build-or-reuse the artefacts a run needs, by content hash, in a cache folder.
+
+``CACHE/corpus/synth-<h>``   synthetic corpus (when no ``--data``)
+``CACHE/splits/<h>.csv``      split manifest of (corpus, setting, seed)
+``CACHE/tokenizer/<h>``       VQ-VAE trained on the corpus train part (when no ``--tokenizer``)
+``CACHE/evaluator/<h>``       T2M evaluator + emotion classifier (when no ``--evaluator``)
+``CACHE/backbone/tiny-<h>``   the tiny LLaMA + text tokenizer (when ``--backbone tiny``)
+``CACHE/codes/<h>.npz``       motion-token codes of every corpus motion under a tokenizer
+
+``h`` hashes everything the artefact depends on (the inputs' content hashes + the build
+settings), so a changed input builds a new artefact and an unchanged one is reused.  Folders
+are built atomically; two processes racing for one artefact both end up using the same copy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from benchmark.io import DataError, atomic_write_bytes, hash_files, hash_json
+
+STAGE_VERSION = 1
+
+
+@dataclass
+class Stages:
+    """Loaded artefacts of a run and their content hashes."""
+
+    corpus: object
+    manifest: object
+    tokenizer: object
+    evaluator: object
+    backbone: Path
+    hashes: dict
+
+
+def _build_once(path: Path, build: Callable[[Path], object]) -> Path:
+    """Build ``path`` unless it exists; a concurrent builder that wins the race is reused."""
+    if path.exists():
+        return path
+    try:
+        build(path)
+    except (DataError, OSError):
+        if path.exists():        # another process finished first
+            return path
+        raise
+    return path
+
+
+def corpus_stage(cache: Path, data: str | None, scale: float, seed: int):
+    from benchmark.corpus import build_corpus, load_corpus
+
+    if data:
+        return load_corpus(data)
+    path = cache / "corpus" / f"synth-{hash_json({'v': STAGE_VERSION, 'scale': scale, 'seed': seed})}"
+    return load_corpus(_build_once(path, lambda p: build_corpus(p, scale=scale, seed=seed)))
+
+
+def split_stage(cache: Path, corpus, setting: str, seed: int):
+    from benchmark.splits import load_manifest, make_splits, save_manifest
+
+    key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash, "setting": setting,
+                     "seed": seed})
+    path = cache / "splits" / f"{setting}-{key}.csv"
+    if not path.exists():
+        save_manifest(make_splits(corpus, setting, seed), path)
+    return load_manifest(path, corpus), hash_files([path])
+
+
+def tokenizer_stage(cache: Path, corpus, tokenizer: str | None, preset: str, seed: int, device):
+    from benchmark.tokenizer import MotionTokenizer, train_tokenizer
+
+    if tokenizer:
+        return MotionTokenizer.load(tokenizer, device=device)
+    key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash, "preset": preset, "seed": seed})
+    path = cache / "tokenizer" / f"{preset}-{key}"
+    _build_once(path, lambda p: train_tokenizer(corpus, p, preset=preset, seed=seed))
+    return MotionTokenizer.load(path, device=device)
+
+
+def evaluator_stage(cache: Path, corpus, evaluator: str | None, preset: str, seed: int, device):
+    from evaluators import Evaluator, train_evaluator
+
+    if evaluator:
+        ev = Evaluator.load(evaluator, device=device, cache_dir=cache / "reference-stats")
+    else:
+        key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash, "preset": preset,
+                         "seed": seed})
+        path = cache / "evaluator" / f"{preset}-{key}"
+        _build_once(path, lambda p: train_evaluator(corpus, p, preset=preset, seed=seed,
+                                                    overwrite=False))
+        ev = Evaluator.load(path, device=device, cache_dir=cache / "reference-stats")
+    ev.check_corpus(corpus)
+    return ev
+
+
+def backbone_stage(cache: Path, corpus, backbone: str, tiny_config) -> tuple[Path, str]:
+    """``tiny`` -> the cached tiny LLaMA (text tokenizer trained on the train-part captions);
+    a path -> that Hugging Face folder.  Returns (folder, hash)."""
+    from benchmark.backbone import build_tiny_backbone
+
+    if backbone != "tiny":
+        path = Path(backbone)
+        if not (path / "config.json").is_file():
+            raise DataError(path, "not a Hugging Face model folder (no config.json)",
+                            "pass --backbone tiny or a folder saved with save_pretrained")
+        small = [p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".model", ".txt")]
+        weights = sorted((p.name, p.stat().st_size) for p in path.iterdir()
+                         if p.suffix in (".safetensors", ".bin"))
+        return path, hash_json([hash_files(small), weights])
+    texts = [t for i in corpus.part_ids("train") for t in corpus.texts(i)]
+    key = hash_json({"v": STAGE_VERSION, "texts": hash_json(sorted(texts)),
+                     "config": dataclasses.asdict(tiny_config)})
+    path = cache / "backbone" / f"tiny-{key}"
+    _build_once(path, lambda p: build_tiny_backbone(texts, p, tiny_config))
+    return path, hash_files([p for p in path.rglob("*") if p.is_file()], root=path)
+
+
+def codes_stage(cache: Path, corpus, tokenizer, ids: list[str]) -> dict[str, np.ndarray]:
+    """Motion-token codes of ``ids`` (cached per tokenizer + corpus)."""
+    import io
+
+    key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash,
+                     "tokenizer": tokenizer.content_hash})
+    path = cache / "codes" / f"{key}.npz"
+    codes: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path) as z:
+            codes = {k: z[k] for k in z.files}
+    missing = [i for i in ids if i not in codes]
+    if missing:
+        encoded = tokenizer.encode_batch([corpus.features(i) for i in missing])
+        codes.update({i: np.asarray(c, dtype=np.int64) for i, c in zip(missing, encoded)})
+        buf = io.BytesIO()
+        np.savez(buf, **codes)
+        atomic_write_bytes(path, buf.getvalue())
+    return {i: codes[i] for i in ids}
+
+
+def build_stages(cache: str | os.PathLike, *, data: str | None, tokenizer: str | None,
+                 evaluator: str | None, backbone: str, setting: str, seed: int,
+                 corpus_scale: float, tokenizer_preset: str, evaluator_preset: str,
+                 tiny_config, device="cpu") -> Stages:
+    """All stages of a run (stage seeds are fixed at 0 so runs of different seeds share them;
+    the split uses the run seed)."""
+    cache = Path(cache)
+    corpus = corpus_stage(cache, data, corpus_scale, 0)
+    manifest, split_hash = split_stage(cache, corpus, setting, seed)
+    tok = tokenizer_stage(cache, corpus, tokenizer, tokenizer_preset, 0, device)
+    ev = evaluator_stage(cache, corpus, evaluator, evaluator_preset, 0, device)
+    bb_path, bb_hash = backbone_stage(cache, corpus, backbone, tiny_config)
+    hashes = {"corpus": corpus.content_hash, "split": split_hash, "tokenizer": tok.content_hash,
+              "evaluator": ev.content_hash, "backbone": bb_hash}
+    return Stages(corpus, manifest, tok, ev, bb_path, hashes)
