@@ -187,6 +187,19 @@ def _params(s, adapter):
     return {n: p.detach().clone() for n, p in lora.adapter_parameters(s.motion_lm, adapter).items()}
 
 
+def _assert_restores(s, backbone):
+    """checkpoint_state -> restore into a fresh strategy: the same greedy generations."""
+    from benchmark.backbone import GenerationSettings
+
+    fresh = _strategy(s.name, backbone, **s.config.to_dict())
+    fresh.restore(s.checkpoint_state())
+    texts = ["a person dance spins", "a person boxer punches"]
+    greedy = GenerationSettings(do_sample=False, max_new_tokens=5)
+    assert [c.tolist() for c in s.generate(texts, greedy)] == \
+        [c.tolist() for c in fresh.generate(texts, greedy)]
+    return fresh
+
+
 def test_o_lora_keeps_earlier_loras_and_logs_both_terms(backbone):
     s = _strategy("o_lora", backbone, lr=5e-3)
     stream = _scenario(2, 8).train_stream
@@ -201,6 +214,7 @@ def test_o_lora_keeps_earlier_loras_and_logs_both_terms(backbone):
     assert {"orth_loss", "l2_loss"} <= set(last) and last["orth_loss"] > 0
     assert s.bank.experts == ["exp0", "exp1"]
     assert len(s.generate(["a person dance spins"], None)) == 1
+    assert _assert_restores(s, backbone).bank.experts == ["exp0", "exp1"]
 
 
 def test_epi_routes_held_out_prompts_to_their_task(backbone):
@@ -219,6 +233,8 @@ def test_epi_routes_held_out_prompts_to_their_task(backbone):
 
     out = s.generate(texts[::20], GenerationSettings(max_new_tokens=4))
     assert len(out) == 3 and list(s.last_routing) == [0, 1, 2]
+    fresh = _assert_restores(s, backbone)
+    assert (fresh.predict_task(texts) == s.predict_task(texts)).all()
 
 
 def test_lwf_teacher_is_previous_model_and_swap_restores_student(backbone):
@@ -235,6 +251,7 @@ def test_lwf_teacher_is_previous_model_and_swap_restores_student(backbone):
     assert torch.allclose(teacher, prev, atol=1e-5)
     assert all(torch.equal(student[n], p) for n, p in _params(s, "seq").items())
     assert s.history[-1]["extra_loss"] > 0
+    _assert_restores(s, backbone)
 
 
 def test_replay_buffer_fills_and_batches_mix_memory(backbone):
@@ -247,6 +264,9 @@ def test_replay_buffer_fills_and_batches_mix_memory(backbone):
     assert batch["input_ids"].shape[0] == 5 and batch["subset"].tolist().count(0) == 3
     state = s.state_dict()["buffer"]
     assert state["n_seen"] == 8
+    s.is_training = False
+    assert [it["id"] for it in _assert_restores(s, backbone).buffer.items] == \
+        [it["id"] for it in s.buffer.items]
 
 
 def test_ewc_strategy_penalises_drift(backbone):
@@ -257,20 +277,25 @@ def test_ewc_strategy_penalises_drift(backbone):
     assert s.extra_loss(None, None).item() == pytest.approx(0.0, abs=1e-12)
     s.train(stream[1])
     assert s.history[-1]["extra_loss"] > 0 and len(s.ewc.terms) == 2
+    assert len(_assert_restores(s, backbone).ewc.terms) == 2
+
+
+@pytest.fixture(scope="module")
+def runner_cfg(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cl_runcache")
+    return dict(preset="test", data=str(tiny_corpus_dir), tokenizer=str(tiny_tokenizer.saved_dir),
+                evaluator=str(tiny_evaluator.root), cache=str(cache), order="Daily Life,Sports",
+                progress=False, max_test=4)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lwf_lora", "replay", "ewc", "o_lora", "epi"])
-def test_checkpoint_restore_round_trip(backbone, name):
-    """Train two scenarios, checkpoint, restore into a fresh strategy: same generations."""
-    from benchmark.backbone import GenerationSettings
+def test_end_to_end_through_the_runner(runner_cfg, tmp_path, name):
+    import json
 
-    s = _strategy(name, backbone)
-    for exp in _scenario(2, 8).train_stream:
-        s.train(exp)
-    fresh = _strategy(name, backbone)
-    fresh.restore(s.checkpoint_state())
-    texts = ["a person dance spins", "a person boxer punches"]
-    greedy = GenerationSettings(do_sample=False, max_new_tokens=5)
-    assert [c.tolist() for c in s.generate(texts, greedy)] == \
-        [c.tolist() for c in fresh.generate(texts, greedy)]
+    from benchmark.runner import RunConfig, run
+
+    out = run(RunConfig(method=name, out=str(tmp_path / name), **runner_cfg))
+    res = json.loads((out / "result.json").read_text())
+    assert res["method"] == name and res["n_experiences"] == 2
+    assert len(res["final"]["fid"]) == 2
