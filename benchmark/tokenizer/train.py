@@ -126,25 +126,25 @@ def reconstruction_report(tok: MotionTokenizer, motions: Sequence[np.ndarray],
         return {"n_motions": 0}
     ids = tok.encode_batch(motions)
     recon = tok.decode_batch(ids)
+    std = tok.std.cpu().numpy()
     err_sum = local_sum = feat_sum = 0.0
-    n_joint_frames = n_frames = 0
+    n_frames = 0
     for s in range(0, len(motions), batch_size):
-        gts = [m[: len(r)] for m, r in zip(motions[s: s + batch_size], recon[s: s + batch_size])]
         rec = recon[s: s + batch_size]
         lengths = np.array([len(r) for r in rec])
-        pad = lambda arrs: np.stack([np.pad(a, ((0, lengths.max() - len(a)), (0, 0))) for a in arrs])
-        g, r = pad(gts), pad(rec)                                   # (B, T, F) raw, zero-padded
-        mask = np.arange(g.shape[1])[None, :] < lengths[:, None]   # (B, T)
-        jg, jr = features_to_joints(g), features_to_joints(r)      # (B, T, 22, 3) metres; causal in T
-        dist = np.linalg.norm(jg - jr, axis=-1)                     # (B, T, J)
-        local = np.linalg.norm((jg - jg[..., :1, :]) - (jr - jr[..., :1, :]), axis=-1)
-        err_sum += float(dist[mask].sum())
-        local_sum += float(local[mask].sum())
-        n_joint_frames += int(mask.sum()) * dist.shape[-1]
-        std, mean = tok.std.cpu().numpy(), tok.mean.cpu().numpy()
+        gts = [m[: n] for m, n in zip(motions[s: s + batch_size], lengths)]
+        t_max = int(lengths.max())
+        g = np.stack([np.pad(a, ((0, t_max - len(a)), (0, 0))) for a in gts])   # (B, T, F) raw
+        r = np.stack([np.pad(a, ((0, t_max - len(a)), (0, 0))) for a in rec])
+        mask = np.arange(t_max)[None, :] < lengths[:, None]                      # (B, T)
+        jg, jr = features_to_joints(g), features_to_joints(r)   # (B, T, 22, 3) m; causal in T
+        err_sum += float(np.linalg.norm(jg - jr, axis=-1)[mask].sum())
+        local = (jg - jg[..., :1, :]) - (jr - jr[..., :1, :])   # root-relative
+        local_sum += float(np.linalg.norm(local, axis=-1)[mask].sum())
         diff = np.abs((g - r) / std)[mask]
         feat_sum += float(np.where(diff < 1.0, 0.5 * diff ** 2, diff - 0.5).sum())
         n_frames += int(mask.sum())
+    n_joint_frames = n_frames * jg.shape[-2]
     all_ids = torch.from_numpy(np.concatenate(ids))
     counts = np.bincount(all_ids.numpy(), minlength=tok.codebook_size)
     return {
