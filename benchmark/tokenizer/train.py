@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.io import DataError, atomic_dir, atomic_write_json, provenance
+from benchmark.io import DataError, atomic_dir, provenance
 from benchmark.seed import seed_everything
 from benchmark.tokenizer.config import Preset, TrainConfig, get_preset
 from benchmark.tokenizer.quantizer import perplexity_of
