@@ -13,7 +13,7 @@ The covariance is shrunk towards a scaled identity, ``(1-s) S + s tr(S)/D I``, b
 scenario holds far fewer prompts than the hidden size of a 7B model.
 Hyperparameters: ``cov_shrinkage`` s = 0.1; LoRA r = 8, alpha 16 on q/k/v/o (shared defaults;
 EPI used prefix tuning).  Memory per scenario: one adapter + one D-dim mean, plus one shared
-D x D scatter matrix (64 MiB in float32 for LLaMA-2-7B's D = 4096).
+D x D scatter matrix and its cached inverse (float64: 128 MiB each for LLaMA-2-7B's D = 4096).
 """
 from __future__ import annotations
 
