@@ -44,7 +44,6 @@ class OLoRA(MotionLMStrategy):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.bank: ExpertBank | None = None
-        self._terms: dict[str, float] = {}
 
     @property
     def experts(self) -> list[str]:
@@ -69,18 +68,9 @@ class OLoRA(MotionLMStrategy):
         new, old = self.experts[-1], self.experts[:-1]
         orth = lora_orthogonality(self.model, new, old)
         l2 = lora_l2(self.model, new)
-        for key, v in (("orth_loss", orth), ("l2_loss", l2)):
-            self._terms[key] = self._terms.get(key, 0.0) + float(v.detach())
+        self.log_loss("orth_loss", orth)
+        self.log_loss("l2_loss", l2)
         return self.config.lambda1 * orth + self.config.lambda2 * l2
-
-    def _before_training_epoch(self, **kwargs):
-        self._terms = {}
-        super()._before_training_epoch(**kwargs)
-
-    def _after_training_epoch(self, **kwargs):
-        super()._after_training_epoch(**kwargs)
-        n = max(self.history[-1]["steps"], 1)
-        self.history[-1].update({k: v / n for k, v in self._terms.items()})
 
     def state_dict(self):
         return {**super().state_dict(), "experts": self.experts}

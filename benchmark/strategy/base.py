@@ -229,6 +229,13 @@ class MotionLMStrategy(SupervisedTemplate):
             self._sums["extra_loss"] += extra.detach()
         return lm if extra is None else lm + extra
 
+    def log_loss(self, name: str, value: torch.Tensor) -> None:
+        """Add a loss term (e.g. one part of :meth:`extra_loss`) to this epoch's sums; ``history``
+        gets its mean per step under ``name``.  A no-op outside a training epoch."""
+        sums = getattr(self, "_sums", None)
+        if sums is not None:
+            sums[name] = sums.get(name, 0.0) + value.detach()
+
     def optimizer_step(self):
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
@@ -261,7 +268,6 @@ class MotionLMStrategy(SupervisedTemplate):
         self.history.append({"experience": self.exp_counter + 1,
                              "epoch": int(self.clock.train_exp_epochs) + 1,
                              "steps": self._epoch_steps,
-                             "lm_loss": float(self._sums["lm_loss"]) / n,
-                             "extra_loss": float(self._sums["extra_loss"]) / n})
+                             **{k: float(v) / n for k, v in self._sums.items()}})
         self._bar.close()
         super()._after_training_epoch(**kwargs)
