@@ -245,3 +245,33 @@ def test_ablation_switches():
     assert s.history[-1]["extra_loss"] == 0.0
     with pytest.raises(DataError):
         strategy("es_moe", d_key=4)
+
+
+def test_bank_folded_per_sample_path_matches_einsum():
+    """The expert bank's folded (B, E) path (used by ES-MoE) equals the per-token einsum path,
+    sparse (top-k) and dense, with and without grad; the inference cache follows the gate."""
+    from peft import LoraConfig
+
+    from benchmark.strategy import lora
+    from benchmark.strategy.experts import ExpertBank
+
+    torch.manual_seed(0)
+    mlm = tiny_lm()
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                     init_lora_weights=False)
+    for name in ("e0", "e1", "e2", "e3"):
+        lora.add_adapter(mlm, name, cfg, activate=False)
+    bank = ExpertBank(mlm.model, ["e0", "e1", "e2", "e3"]).attach()
+    ids = torch.randint(0, 20, (3, 6))
+    sparse = torch.tensor([[0.7, 0.3, 0, 0], [0, 0, 0.4, 0.6], [0.5, 0, 0, 0.5]])
+    dense = torch.softmax(torch.randn(3, 4), -1)
+    for w in (sparse, dense):
+        with bank.route(w[:, None, :].expand(3, 6, 4).contiguous()):
+            ref = mlm.model(input_ids=ids).logits              # einsum path (per token)
+        with bank.route(w):
+            got = mlm.model(input_ids=ids).logits              # folded path
+            with torch.no_grad():
+                cached = [mlm.model(input_ids=ids).logits for _ in range(2)]
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(cached[0], ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(cached[1], ref, atol=1e-5, rtol=1e-5)

@@ -12,6 +12,9 @@ with ``einsum`` (a per-expert loop only when ranks differ).  Gate weights are pe
 from a gate function ``gate(x, layer_name) -> weights`` called in every LoRA layer (needed for
 per-token gates during cached generation).  Helpers build hard (one-hot, EPI-style task-id
 routing), uniform-sum (O-LoRA-style) and soft top-k gates (ES-MoE, SAPT).
+Per-sample weights set with :meth:`set_weights` / :meth:`route` take a folded path
+(:meth:`folded_delta`: weights folded into the concatenated B factors, cached per layer while
+grad is off, so cached generation costs one linear + one bmm per layer whatever E is).
 The dropout of the first expert is applied once to x (shared mask).  The motion-token rows
 follow peft's active adapter and are not mixed (see :mod:`benchmark.strategy.lora`).
 """
@@ -65,6 +68,8 @@ class ExpertBank:
         self._weights: torch.Tensor | None = None
         self.gate_fn: GateFn | None = None
         self._hooks: list = []
+        self._fold: dict[str, tuple] = {}      # layer -> (weights, A_cat, folded B) at inference
+        self._support: tuple | None = None     # (weights, (B, k) experts taking part or None)
         for e in experts:
             self.add_expert(e)
 
@@ -76,6 +81,7 @@ class ExpertBank:
             if name in getattr(layer, "lora_variant", {}):
                 raise ValueError(f"adapter {name!r} uses a LoRA variant (e.g. DoRA); not supported")
         self.experts.append(name)
+        self._fold.clear()
 
     @property
     def n_experts(self) -> int:
@@ -100,6 +106,7 @@ class ExpertBank:
         if weights is not None and weights.shape[-1] != self.n_experts:
             raise ValueError(f"gate weights have {weights.shape[-1]} experts, bank has {self.n_experts}")
         self._weights = weights
+        self._fold.clear()
 
     @contextlib.contextmanager
     def route(self, weights: torch.Tensor | None = None, gate_fn: GateFn | None = None):
@@ -111,6 +118,7 @@ class ExpertBank:
             yield self
         finally:
             self._weights, self.gate_fn = old
+            self._fold.clear()
 
     def _gate(self, x: torch.Tensor, layer_name: str) -> torch.Tensor:
         w = self.gate_fn(x, layer_name) if self.gate_fn is not None else self._weights
@@ -144,11 +152,55 @@ class ExpertBank:
             out = out + F.linear(F.linear(x, A[e]), B[e]) * w[..., e:e + 1]
         return out
 
+    def folded_delta(self, layer_name: str, layer: torch.nn.Module, x: torch.Tensor,
+                     w: torch.Tensor) -> torch.Tensor:
+        """The same sum for a gate fixed per sample, w (B, E), x (B, ..., d_in).
+
+        Only the experts with a non-zero weight take part: if every row has at most k < E
+        non-zeros (top-k gates), each sample's k experts are gathered, else all E are used.
+        Their A are concatenated (B, R = k r, d_in) and the weights folded into their B
+        (B, d_out, R): one bmm + one bmm whatever E is.  With grad off (generation) the folded
+        factors are computed once per layer and reused until the gate changes."""
+        hit = self._fold.get(layer_name) if not torch.is_grad_enabled() else None
+        if hit is not None and hit[0] is self._weights:
+            A, Bw = hit[1], hit[2]
+        else:
+            A, Bw = self._fold_factors(layer, w.to(x.device, torch.float32))
+            if not torch.is_grad_enabled():
+                self._fold[layer_name] = (self._weights, A, Bw)
+        x = layer.lora_dropout[self.experts[0]](x.to(A.dtype))
+        h = torch.bmm(x.reshape(x.shape[0], -1, x.shape[-1]), A.transpose(1, 2))
+        return torch.bmm(h, Bw.transpose(1, 2)).reshape(*x.shape[:-1], Bw.shape[1])
+
+    def _fold_factors(self, layer, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A (B, R, d_in), B (B, d_out, R)) of the experts taking part, weights folded in."""
+        A = [layer.lora_A[e].weight for e in self.experts]
+        B = [layer.lora_B[e].weight for e in self.experts]
+        scale = torch.tensor([layer.scaling[e] for e in self.experts], device=w.device)
+        if self._support is None or self._support[0] is not self._weights:
+            k = int((w != 0).sum(1).max())          # one sync per gate, shared by all layers
+            idx = w.topk(k, dim=1).indices if k < len(A) else None
+            self._support = (self._weights, idx)
+        idx = self._support[1]
+        if idx is None or len({a.shape[0] for a in A}) > 1:      # all experts
+            ranks = torch.tensor([a.shape[0] for a in A], device=w.device)
+            per_rank = torch.repeat_interleave(w * scale, ranks, dim=1)           # (B, R)
+            Bw = torch.cat(B, 1)[None] * per_rank.to(B[0].dtype)[:, None, :]
+            return torch.cat(A)[None].expand(w.shape[0], -1, -1), Bw
+        n, (r, d_in), d_out = idx.shape[1], A[0].shape, B[0].shape[0]
+        A_sel = torch.stack(A)[idx].reshape(w.shape[0], n * r, d_in)             # (B, k r, d_in)
+        w_sel = (w.gather(1, idx) * scale[idx]).to(B[0].dtype)                    # (B, k)
+        B_sel = torch.stack(B)[idx] * w_sel[:, :, None, None]                     # (B, k, d_out, r)
+        return A_sel, B_sel.permute(0, 2, 1, 3).reshape(w.shape[0], d_out, n * r)
+
     def _hook(self, layer_name: str):
         def hook(module, args, output):
             if not self.experts:
                 return output
-            x = args[0]
+            x, w = args[0], self._weights
+            if self.gate_fn is None and w is not None and w.dim() == 2 and x.dim() >= 2 \
+                    and w.shape == (x.shape[0], self.n_experts):
+                return output + self.folded_delta(layer_name, module, x, w).to(output.dtype)
             return output + self.delta(module, x, self._gate(x, layer_name)).to(output.dtype)
         return hook
 

@@ -8,7 +8,8 @@ implemented with two attentions over the LM's input token embeddings X (B, T, d)
   (attention over the sample's own prompt tokens);
 * cross-sampling s_m = softmax(Q_c K_g^T / sqrt(a)) V_g,  Q_c = g(X), K_g = D W_kg, V_g = D W_vg
   where D (K, d) is a global dictionary of K-means centres of training-set features;
-* h = W [FFN1(s_x) ; FFN2(s_m)] + b, the emotion-highlighted input (B, T, d);
+* h = W [FFN1(s_x) ; FFN2(s_m)] + b, the emotion-highlighted input (B, T, d) (values, FFNs
+  in a small width a; W maps 2a -> d, so the block costs O(d a) parameters, not O(d^2));
 * an emotion classifier (FC + ReLU layers, softmax in the cross-entropy) on the masked mean of h.
 
 The dictionary is a buffer (not trained by gradient).  :meth:`CGED.fit_dictionary` fits it with
@@ -41,7 +42,7 @@ def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
 class CGED(nn.Module):
     """CGED block on token embeddings.
 
-    Args: ``d_model`` (d) LM hidden size; ``d_attn`` (a) query/key size; ``n_dict`` (K)
+    Args: ``d_model`` (d) LM hidden size; ``d_attn`` (a) query/key/value size; ``n_dict`` (K)
     dictionary entries; ``d_ffn`` hidden size of FFN1/FFN2; ``n_emotions`` classes;
     ``emo_hidden`` width of the classifier's hidden layers (``emo_layers`` of them).
     """
@@ -54,13 +55,13 @@ class CGED(nn.Module):
         self.d_model, self.d_attn, self.n_dict, self.seed = d_model, d_attn, n_dict, seed
         self.f = _mlp(d_model, d_attn, d_attn)            # query network of self-sampling
         self.k_m = nn.Linear(d_model, d_attn)
-        self.v_m = nn.Linear(d_model, d_model)
+        self.v_m = nn.Linear(d_model, d_attn)
         self.g = _mlp(d_model, d_attn, d_attn)            # query network of cross-sampling
         self.k_g = nn.Linear(d_model, d_attn)
-        self.v_g = nn.Linear(d_model, d_model)
-        self.ffn1 = _mlp(d_model, d_ffn, d_model)
-        self.ffn2 = _mlp(d_model, d_ffn, d_model)
-        self.out = nn.Linear(2 * d_model, d_model)        # W, b
+        self.v_g = nn.Linear(d_model, d_attn)
+        self.ffn1 = _mlp(d_attn, d_ffn, d_attn)
+        self.ffn2 = _mlp(d_attn, d_ffn, d_attn)
+        self.out = nn.Linear(2 * d_attn, d_model)         # W, b: back to the LM's width
         layers, width = [], d_model
         for _ in range(emo_layers):
             layers += [nn.Linear(width, emo_hidden), nn.ReLU()]
@@ -111,10 +112,10 @@ class CGED(nn.Module):
         att = torch.einsum("bta,bsa->bts", self.f(x), self.k_m(x)) * scale
         att = att.masked_fill(~mask.bool()[:, None, :], float("-inf"))
         att = torch.nan_to_num(torch.softmax(att, -1))         # rows of all-masked samples -> 0
-        s_x = att @ self.v_m(x)                                 # (B, T, d) self-sampling
+        s_x = att @ self.v_m(x)                                 # (B, T, a) self-sampling
         dic = self.dictionary
         cross = torch.softmax(self.g(x) @ self.k_g(dic).T * scale, -1)     # (B, T, K)
-        s_m = cross @ self.v_g(dic)                             # (B, T, d) cross-sampling
+        s_m = cross @ self.v_g(dic)                             # (B, T, a) cross-sampling
         return self.out(torch.cat([self.ffn1(s_x), self.ffn2(s_m)], -1))
 
     def inject(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

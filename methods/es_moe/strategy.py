@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from benchmark.io import DataError
 from benchmark.strategy import ExpertBank, MotionLMStrategy, lora, register_strategy
@@ -38,8 +39,8 @@ class ESMoEConfig(StrategyConfig):
                                                            "embeddings (a starts at 0)"})
     n_emotions: int = field(default=7, metadata={"help": "emotion classes of L_emo"})
     n_dict: int = field(default=16, metadata={"help": "K-means dictionary entries K"})
-    d_attn: int = field(default=64, metadata={"help": "CGED query/key size"})
-    d_ffn: int = field(default=128, metadata={"help": "hidden size of FFN1/FFN2"})
+    d_attn: int = field(default=32, metadata={"help": "CGED query/key/value size"})
+    d_ffn: int = field(default=64, metadata={"help": "hidden size of FFN1/FFN2"})
     emo_hidden: int = field(default=64, metadata={"help": "emotion classifier hidden width"})
     max_experts: int = field(default=8, metadata={"help": "experts (scenarios) at most"})
     d_key: int = field(default=64, metadata={"help": "expert key size (>= max_experts)"})
@@ -132,13 +133,15 @@ class ESMoE(MotionLMStrategy):
         return torch.cat(out).numpy()
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """-> (inputs_embeds (B, T, d) for the LM, pooled h (B, d), h (B, T, d) or None)."""
+        """-> (inputs_embeds (B, T, d) for the LM, pooled h (B, d), h (B, T, d) or None).
+        CGED runs only on the columns up to the last prompt token (zeros after it)."""
         x = self.model.get_input_embeddings()(input_ids)
         mask = self.prompt_mask(input_ids, attention_mask)
         cged = self.method_modules["cged"] if self.config.cged else None
         if cged is None:
             return x, masked_mean(x.float(), mask), None
-        h = cged(x, mask)
+        span = int(mask.any(0).nonzero().max()) + 1 if mask.any() else 1  # prompt columns
+        h = F.pad(cged(x[:, :span], mask[:, :span]), (0, 0, 0, x.shape[1] - span))
         if self.config.inject_h:
             x = x + cged.inject(h, mask).to(x.dtype)
         return x, masked_mean(h, mask), h
