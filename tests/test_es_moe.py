@@ -275,3 +275,34 @@ def test_bank_folded_per_sample_path_matches_einsum():
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(cached[0], ref, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(cached[1], ref, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def run_args(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("esmoe_cache")
+    return ["--preset", "test", "--data", str(tiny_corpus_dir), "--tokenizer",
+            str(tiny_tokenizer.saved_dir), "--evaluator", str(tiny_evaluator.root), "--cache",
+            str(cache), "--order", "Daily Life,Sports", "--max-test", "4", "--no-progress",
+            "--threads", "1", "--set", "max_steps=2", "--set", "n_dict=4"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["es_moe", "es_moe_no_cged", "es_moe_no_samoe",
+                                  "es_moe_no_emo_loss"])
+def test_l2emg_run_each_registered_name(name, run_args, tmp_path):
+    import json
+    import time
+
+    from benchmark.cli import main
+
+    start = time.perf_counter()
+    out = tmp_path / name
+    assert main(["run", "--method", name, "--out", str(out), *run_args]) == 0
+    res = json.loads((out / "result.json").read_text())
+    assert res["method"] == name and res["n_experiences"] == 2
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["method_config"]["cged"] == (name != "es_moe_no_cged")
+    assert cfg["method_config"]["samoe"] == (name != "es_moe_no_samoe")
+    assert (cfg["method_config"]["lambda_emo"] == 0) == (name == "es_moe_no_emo_loss")
+    assert time.perf_counter() - start < 60

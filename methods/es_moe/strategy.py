@@ -182,12 +182,18 @@ class ESMoE(MotionLMStrategy):
                               labels=b["labels"])
 
     def extra_loss(self, batch: dict, outputs) -> torch.Tensor | None:
-        """lambda * L_emo (None when CGED is off or lambda = 0)."""
-        return None if self._emo_loss is None else self.config.lambda_emo * self._emo_loss
+        """lambda * L_emo (None when CGED is off or lambda = 0); L_emo is logged as emo_loss."""
+        if self._emo_loss is None:
+            return None
+        self.log_loss("emo_loss", self._emo_loss)
+        return self.config.lambda_emo * self._emo_loss
 
     # ------------------------------------------------------------------ generation
     def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
-        """Gate + injection computed once per prompt from its h, held fixed while sampling."""
+        """Gate + injection computed once per prompt from its h, held fixed while sampling
+        (before the first experience: the untrained backbone, as for every method)."""
+        if not self.motion_lm.adapters:
+            return super().generate(texts, settings)
         self.model.to(self.device)
         self.method_modules.to(self.device)
         return self.motion_lm.generate(list(texts), settings, device=self.device,
