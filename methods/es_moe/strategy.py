@@ -201,10 +201,13 @@ class ESMoE(MotionLMStrategy):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return {"method_modules": self.method_modules.state_dict(), "experts": self.experts}
+        return {"method_modules": self.method_modules.state_dict(), "experts": self.experts,
+                "mask_rng": self._mask_gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.method_modules.load_state_dict(state["method_modules"])
+        if "mask_rng" in state:
+            self._mask_gen.set_state(state["mask_rng"])
         names = list(state.get("experts", []))
         if names:
             self.bank = ExpertBank(self.model, names).attach()
