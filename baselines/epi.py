@@ -120,8 +120,8 @@ class EPI(MotionLMStrategy):
 
     def generate(self, texts, settings=None):
         texts = list(texts)
-        if not self.tasks:
-            return super().generate(texts, settings)
+        if not self.tasks or not texts:
+            return super().generate(texts, settings) if texts else []
         route = self.predict_task(texts)
         self.last_routing = route
         out: list = [None] * len(texts)
