@@ -1,7 +1,8 @@
 """ES-MoE vs SeqLoRA speed, measured in one run on the same backbone and batches.
 
     python bench/bench_es_moe.py [--hidden 96 --layers 2 --heads 4] [--batch 8] [--motion 50]
-                                 [--experts 8] [--repeats 5] [--threads 2] [--device cpu]
+                                 [--experts 8] [--repeats 5] [--threads 1] [--device cpu]
+                                 [--foreach]
 Train step: forward + backward + AdamW step of one batch (ES-MoE with ``--experts`` experts,
 masking on, top-k 2).  Generation: ``--motion`` new tokens per prompt (min = max, so both
 methods sample the same number), cached, greedy; ES-MoE's gate + CGED computed once per prompt.
@@ -69,6 +70,8 @@ def build(name: str, args, exp):
         if i < n - 1:
             s.after_experience(exp)
     s.make_optimizer()
+    if args.foreach:                      # multi-tensor AdamW + clipping for both methods
+        s.optimizer.param_groups[0]["foreach"] = True
     s.dataloader = range(1000)            # only its length is read (masking progress)
     s.model.train()
     return s
@@ -112,6 +115,8 @@ def main(argv=None) -> dict:
                           ("--codes", 512), ("--threads", 1)):
         p.add_argument(flag, type=int, default=default)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--foreach", action="store_true",
+                   help="multi-tensor AdamW for both methods (the protocol's default is per tensor)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     exp, items = fake_experience(args.batch, args.codes, args.motion)
@@ -126,8 +131,8 @@ def main(argv=None) -> dict:
     for name, s in methods.items():                      # warm-up
         train_step(s, batch)
         generate(s, gen, 4)
-    for _ in range(args.repeats):
-        for name, s in methods.items():
+    for rep in range(args.repeats):
+        for name, s in list(methods.items())[::1 if rep % 2 else -1]:     # alternate the order
             times[name]["train"].append(
                 timed(lambda: [train_step(s, batch) for _ in range(args.steps)], sync) / args.steps)
             times[name]["gen"].append(timed(lambda: generate(s, gen, args.motion), sync))

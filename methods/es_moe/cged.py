@@ -10,7 +10,9 @@ implemented with two attentions over the LM's input token embeddings X (B, T, d)
   where D (K, d) is a global dictionary of K-means centres of training-set features;
 * h = W [FFN1(s_x) ; FFN2(s_m)] + b, the emotion-highlighted input (B, T, d) (values, FFNs
   in a small width a; W maps 2a -> d, so the block costs O(d a) parameters, not O(d^2));
-* an emotion classifier (FC + ReLU layers, softmax in the cross-entropy) on the masked mean of h.
+* an emotion classifier (FC + ReLU layers, softmax in the cross-entropy) on the masked mean of h;
+* :meth:`CGED.inject`: tanh(alpha) * h on the prompt tokens (alpha starts at 0), what the
+  strategy adds to the LM's input embeddings.
 
 The dictionary is a buffer (not trained by gradient).  :meth:`CGED.fit_dictionary` fits it with
 scikit-learn ``KMeans``: the first call on the features alone; later calls refit K centres on
