@@ -1,0 +1,83 @@
+"""``l2emg bench``: the whole evaluation protocol end to end.
+
+corpus -> split manifests -> VQ-VAE tokenizer -> T2M evaluator -> every system x setting x
+scenario order x seed (``benchmark.sweep``) -> leaderboard (CSV, LaTeX, heat maps, renders) ->
+statistics across orders and methods -> a summary table on the terminal.
+
+Everything lands under ``--out``: ``cache/`` (shared stages, reused by content hash),
+``runs/`` (one folder per run), ``leaderboard/`` and ``stats/``.  Rerunning the same command
+skips finished runs and resumes interrupted ones.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from benchmark.io import DataError, atomic_write_json, peak_rss_mb
+
+
+def bench_args(p) -> None:
+    from benchmark.sweep import add_grid_args, add_run_options
+
+    add_grid_args(p)
+    p.add_argument("--out", default="runs/tiny", help="output folder (default runs/tiny)")
+    p.add_argument("--stats-metric", default="AR", help="metric for `compare` (default AR)")
+    p.add_argument("--no-figures", action="store_true", help="skip heat maps and motion renders")
+    add_run_options(p, cache_default=None)
+
+
+def bench(args) -> int:
+    from benchmark.sweep import (SweepConfig, _print_report, grid_from_args, run_options_from_args,
+                                 sweep_runs)
+
+    t0 = time.time()
+    out = Path(args.out)
+    options = run_options_from_args(args)
+    if not options.get("cache"):
+        options["cache"] = str(out / "cache")
+    cfg = SweepConfig(out=out / "runs", run_options=options, **grid_from_args(args))
+    report = sweep_runs(cfg)
+    _print_report(report)
+    summary = _leaderboard(out, cfg, args)
+    wall = time.time() - t0
+    atomic_write_json(out / "bench.json", {
+        "wall_time_s": round(wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "methods": cfg.methods, "settings": cfg.settings, "orders": cfg.orders,
+        "seeds": cfg.seeds, "jobs": cfg.jobs, "run_options": options,
+        "runs_finished_now": report["done"], "runs_failed": report["failed"],
+        "run_seconds": report["seconds"]})
+    if summary is not None:
+        print()
+        print(summary)
+    print(f"\nbench: {wall / 60:.1f} min wall, peak RSS {peak_rss_mb():.0f} MiB; "
+          f"leaderboard in {out / 'leaderboard'}, statistics in {out / 'stats'}")
+    return 1 if report["failed"] else 0
+
+
+def _leaderboard(out: Path, cfg, args):
+    """Tables + figures + statistics from every finished run; returns a printable table."""
+    import leaderboard
+
+    runs = out / "runs"
+    if not any(runs.rglob("result.json")):
+        print("bench: no finished run to put on a leaderboard")
+        return None
+    table = leaderboard.build_leaderboard([runs], out / "leaderboard", with_reference=True,
+                                          figures=not args.no_figures)
+    try:
+        leaderboard.compare([runs], out / "stats", metric=args.stats_metric)
+    except DataError as err:  # too few runs for a test is a message, not a failure
+        print(f"bench: statistics skipped: {err}")
+    return _summary_text(table)
+
+
+def _summary_text(table) -> str:
+    """Wide text table: rows = methods, columns = setting x metric (mean over orders x seeds)."""
+    try:
+        ours = table[table["source"] != "paper"] if "source" in table.columns else table
+        wide = ours.pivot_table(index="display" if "display" in ours.columns else "method",
+                                columns=["setting", "metric"], values="mean", sort=False)
+        return wide.round(3).to_string()
+    except (KeyError, ValueError) as err:  # pragma: no cover - the table format is tested elsewhere
+        raise DataError(None, f"leaderboard table has an unexpected layout ({err})",
+                        "report this as a bug") from err
