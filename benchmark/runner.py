@@ -78,9 +78,9 @@ PRESETS: dict[str, dict] = {
                  train=dict(lr=3e-3, epochs=1, batch_size=16, max_steps=4, lora_dropout=0.0)),
     "tiny": dict(max_test=32, corpus_scale=0.05, tokenizer_preset="tiny", evaluator_preset="tiny",
                  tiny_backbone=dict(hidden_size=96, intermediate_size=256),
-                 generation=dict(max_new_tokens=50, top_k=50), eval_repeats=1, mm_texts=4,
-                 mm_gens=3, n_samples=8, dtype="float32",
-                 train=dict(lr=2e-3, epochs=1, batch_size=16, max_steps=12)),
+                 generation=dict(max_new_tokens=50, top_k=50, batch_size=64), eval_repeats=1,
+                 mm_texts=4, mm_gens=3, n_samples=8, dtype="float32",
+                 train=dict(lr=2e-3, epochs=8, batch_size=16, max_steps=60)),
     # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
     "paper": dict(max_test=0, corpus_scale=1.0, tokenizer_preset="paper", evaluator_preset="paper",
                   tiny_backbone=dict(), generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
@@ -136,21 +136,19 @@ class Scorer:
         import torch
 
         metrics, generated, failed, total = [], [], 0, 0
+        g = self.cfg.mm_gens if self.cfg.mm_texts and self.cfg.mm_gens >= 2 else 0
         for j, t in enumerate(self.tests):
             torch.manual_seed(hash_seed(self.cfg.seed, "eval", row, j))
-            feats, bad = self.decode(strategy.generate(t["texts"], self.gen))
-            mm_texts = t["texts"][: self.cfg.mm_texts]
-            mm = None
-            if self.cfg.mm_texts and self.cfg.mm_gens >= 2:
-                flat, bad_mm = self.decode(strategy.generate(
-                    [x for x in mm_texts for _ in range(self.cfg.mm_gens)], self.gen))
-                mm = [flat[k * self.cfg.mm_gens:(k + 1) * self.cfg.mm_gens] for k in range(len(mm_texts))]
-                bad, total = bad + bad_mm, total + len(flat)
+            n = len(t["texts"])
+            mm_texts = t["texts"][: self.cfg.mm_texts] if g else []
+            prompts = t["texts"] + [x for x in mm_texts for _ in range(g)]   # one batched call
+            feats, bad = self.decode(strategy.generate(prompts, self.gen))
+            mm = [feats[n + k * g: n + (k + 1) * g] for k in range(len(mm_texts))] or None
             failed, total = failed + bad, total + len(feats)
             metrics.append(self.stages.evaluator.evaluate(
-                feats, t["texts"], t["emotions"], t["reference"], mm_generated=mm,
+                feats[:n], t["texts"], t["emotions"], t["reference"], mm_generated=mm,
                 repeats=self.cfg.eval_repeats, seed=self.cfg.seed))
-            generated.append(feats)
+            generated.append(feats[:n])
         return metrics, generated, failed, total
 
 
@@ -227,6 +225,19 @@ def _set_rng_state(state: dict) -> None:
 
 def run(cfg: RunConfig) -> Path:
     """Train + evaluate one (method, setting, order, seed); returns the run folder."""
+    import scipy.linalg  # noqa: F401 - load scipy's own OpenBLAS now, so the limit below reaches it
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    cfg = cfg.resolved()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    # numpy/scipy BLAS (FID's sqrtm...) on small matrices: threads only add contention with torch
+    with threadpool_limits(limits=max(1, cfg.threads), user_api="blas"):
+        return _run(cfg)
+
+
+def _run(cfg: RunConfig) -> Path:
     import torch
     from tqdm.auto import tqdm
 
@@ -237,10 +248,7 @@ def run(cfg: RunConfig) -> Path:
     from benchmark.streams import make_scenario
 
     t0 = time.time()
-    cfg = cfg.resolved()
     out = Path(cfg.out)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     if (out / "result.json").exists():
         raise DataError(out, "the run is already finished", "choose another --out")
     if (out / "progress.json").exists() and not cfg.resume:

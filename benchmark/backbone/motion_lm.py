@@ -49,6 +49,7 @@ class GenerationSettings:
     top_k: int = 50
     temperature: float = 1.0
     max_new_tokens: int = 51
+    min_new_tokens: int = 0              # > 0 forbids <eom> before that many tokens
     batch_size: int = 32
 
     def __post_init__(self):
@@ -205,7 +206,8 @@ class MotionLM:
         gen = GenerationConfig(
             do_sample=settings.do_sample, top_k=settings.top_k if settings.do_sample else None,
             temperature=settings.temperature if settings.do_sample else None,
-            top_p=None, max_new_tokens=settings.max_new_tokens, eos_token_id=self.eom_id,
+            top_p=None, max_new_tokens=settings.max_new_tokens,
+            min_new_tokens=settings.min_new_tokens or None, eos_token_id=self.eom_id,
             pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
         was_training = model.training
         model.eval()
