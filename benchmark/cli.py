@@ -61,8 +61,17 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     return parser, handlers
 
 
+def _quiet_third_party_warnings() -> None:
+    """Warnings from dependencies that say nothing about the user's run."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_third_party_warnings()
     parser, _ = build_parser(argv)
     args = parser.parse_args(argv)
     handler = getattr(args, "_handler", None)
