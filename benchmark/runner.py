@@ -20,9 +20,7 @@ import numpy as np
 
 from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
                           hash_json, peak_rss_mb, provenance)
-
-FAILED_FRAMES = 40      # a failed generation is scored as the corpus mean pose for 2 s
-
+from benchmark.run_eval import Scorer, hash_seed, run_aggregates
 
 @dataclass
 class RunConfig:
@@ -93,85 +91,11 @@ EXECUTION_FIELDS = ("out", "cache", "device", "resume", "progress", "plugins", "
                     "stop_after", "data", "tokenizer", "evaluator", "backbone")
 
 
-# ----------------------------------------------------------------------------- evaluation
-class Scorer:
-    """Generates for the fixed test texts of every subset and scores with the Evaluator."""
-
-    def __init__(self, cfg: RunConfig, stages, scenario, generation):
-        self.cfg, self.stages, self.gen = cfg, stages, generation
-        rng = np.random.default_rng([cfg.seed, 7])
-        self.tests = []
-        for exp in scenario.test_stream:
-            data = exp.dataset
-            idx = np.arange(len(data))
-            if cfg.max_test and len(idx) > cfg.max_test:
-                idx = np.sort(rng.choice(idx, cfg.max_test, replace=False))
-            items = [data[int(i)] for i in idx]
-            if len(items) < 2:
-                raise DataError(None, f"subset {exp.subset_name!r} has {len(items)} test motion(s)",
-                                "use a larger corpus (the evaluator needs >= 2)")
-            self.tests.append({"subset": exp.subset_name, "ids": [it["id"] for it in items],
-                               "texts": [it["text"] for it in items],
-                               "emotions": [it["emotion"] for it in items],
-                               "scenarios": [it["scenario"] for it in items],
-                               "reference": [stages.corpus.features(it["id"]) for it in items]})
-        self.failed_pose = np.tile(stages.corpus.mean.astype(np.float32), (FAILED_FRAMES, 1))
-
-    def decode(self, codes: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
-        ok = [i for i, c in enumerate(codes) if len(c) > 0]
-        feats = [self.failed_pose] * len(codes)
-        if ok:
-            for i, f in zip(ok, self.stages.tokenizer.decode_batch([codes[i] for i in ok])):
-                feats[i] = f.astype(np.float32)
-        return feats, len(codes) - len(ok)
-
-    def ground_truth(self) -> list[dict]:
-        ev = self.stages.evaluator
-        return [ev.score_ground_truth(t["reference"], t["texts"], t["emotions"],
-                                      repeats=self.cfg.eval_repeats, seed=self.cfg.seed)
-                for t in self.tests]
-
-    def score(self, strategy, row: int) -> tuple[list[dict], list[list[np.ndarray]], int, int]:
-        """Metric dict per subset, generated features per subset, failures, outputs."""
-        import torch
-
-        metrics, generated, failed, total = [], [], 0, 0
-        g = self.cfg.mm_gens if self.cfg.mm_texts and self.cfg.mm_gens >= 2 else 0
-        for j, t in enumerate(self.tests):
-            torch.manual_seed(hash_seed(self.cfg.seed, "eval", row, j))
-            n = len(t["texts"])
-            mm_texts = t["texts"][: self.cfg.mm_texts] if g else []
-            prompts = t["texts"] + [x for x in mm_texts for _ in range(g)]   # one batched call
-            feats, bad = self.decode(strategy.generate(prompts, self.gen))
-            mm = [feats[n + k * g: n + (k + 1) * g] for k in range(len(mm_texts))] or None
-            failed, total = failed + bad, total + len(feats)
-            metrics.append(self.stages.evaluator.evaluate(
-                feats[:n], t["texts"], t["emotions"], t["reference"], mm_generated=mm,
-                repeats=self.cfg.eval_repeats, seed=self.cfg.seed))
-            generated.append(feats[:n])
-        return metrics, generated, failed, total
-
-
-def hash_seed(*parts) -> int:
-    return int(hash_json(list(parts), n=8), 16)
-
-
 # ----------------------------------------------------------------------------- run
 def _metric_keys() -> list[str]:
     from evaluators import METRIC_KEYS
 
     return [k for k in METRIC_KEYS if k != "n"]
-
-
-def run_aggregates(matrices: dict[str, np.ndarray], baseline: dict[str, np.ndarray]) -> dict:
-    """evaluators.continual aggregates; a non-square (joint, 1 x N) matrix -> final averages
-    only, FR/BWT/FWT NaN."""
-    from evaluators.continual import FINAL_AVERAGES, aggregates
-
-    if all(m.shape[0] == m.shape[1] for m in matrices.values()):
-        return aggregates(matrices, baseline=baseline)
-    out = {agg: float(np.mean(matrices[key][-1])) for agg, key in FINAL_AVERAGES.items()}
-    return {**out, "FR": float("nan"), "BWT": float("nan"), "FWT": float("nan")}
 
 
 def _save_matrices(out: Path, rows: list[list[dict]], names: list[str], keys: list[str]) -> None:
@@ -249,6 +173,10 @@ def _run(cfg: RunConfig) -> Path:
 
     t0 = time.time()
     out = Path(cfg.out)
+    if not cfg.progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     if (out / "result.json").exists():
         raise DataError(out, "the run is already finished", "choose another --out")
     if (out / "progress.json").exists() and not cfg.resume:
@@ -416,7 +344,8 @@ def run_command_args(parser) -> None:
       help="method config field (see `l2emg methods`); gen.KEY=VALUE sets a generation setting")
 
 
-def _parse_sets(pairs: list[str]) -> tuple[dict, dict]:
+def parse_sets(pairs: list[str]) -> tuple[dict, dict]:
+    """``--set`` pairs -> (method config overrides, generation overrides)."""
     method, gen = {}, {}
     for pair in pairs:
         if "=" not in pair:
@@ -430,7 +359,7 @@ def _parse_sets(pairs: list[str]) -> tuple[dict, dict]:
 
 
 def run_command(args) -> int:
-    method, gen = _parse_sets(args.set)
+    method, gen = parse_sets(args.set)
     cfg = RunConfig(method=args.method, out=args.out, setting=args.setting, order=args.order,
                     seed=args.seed, preset=args.preset, data=args.data, tokenizer=args.tokenizer,
                     evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
@@ -448,3 +377,6 @@ def run_command(args) -> int:
     else:
         print(f"stopped after {args.stop_after} experience(s); resume with --resume -> {out}")
     return 0
+
+
+_parse_sets = parse_sets     # used by benchmark.sweep
