@@ -159,10 +159,12 @@ class MotionLMStrategy(SupervisedTemplate):
         if not named:
             raise RuntimeError(f"{type(self).__name__}: nothing to train; before_experience must "
                                "add or unfreeze an adapter")
-        if self._pending_opt is not None:
+        if self.config.reset_optimizer:      # also after --resume: as in an uninterrupted run
+            carry = {}
+        elif self._pending_opt is not None:
             carry = self._pending_opt
         else:
-            carry = {} if self.config.reset_optimizer else self._named_optimizer_state()
+            carry = self._named_optimizer_state()
         self._pending_opt = None
         self.optimizer = torch.optim.AdamW([p for _, p in named], lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
