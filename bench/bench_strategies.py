@@ -5,7 +5,8 @@ ratios to SeqLoRA, measured in one run on the same tiny backbone and synthetic s
         [--scenarios 3] [--items 32] [--batch 8] [--steps 6] [--hidden 96] [--motion 24]
         [--texts 16] [--repeats 3] [--threads 1] [--device cpu]
 
-Each strategy runs in its own fresh process (so peak RSS is its own): it trains on
+Each strategy runs in its own fresh process (so peak RSS is its own), next to a SeqLoRA
+trained and timed in the same process (paired ratios under the same load): it trains on
 ``--scenarios`` experiences (``--steps`` optimiser steps each); the step time is the median
 of the last experience's steps (growing methods are slowest there); generation samples
 ``--motion`` tokens for ``--texts`` prompts with the KV cache (min = max new tokens, so every
@@ -41,19 +42,16 @@ def _stream(n_scenarios: int, n_items: int):
     return list(benchmark_from_datasets(train=data, test=data).train_stream)
 
 
-def _measure(name: str, args: dict) -> dict:
-    """Runs in a child process: train, time steps, time generation, report peak memory."""
+def _train(name: str, args: dict):
+    """Build ``name`` on a fresh tiny backbone, train it on the stream; (strategy, step times)."""
     import tempfile
 
     import torch
     from avalanche.core import SupervisedPlugin
 
-    from benchmark.backbone import (GenerationSettings, MotionLM, TinyBackboneConfig,
-                                    build_tiny_backbone)
+    from benchmark.backbone import MotionLM, TinyBackboneConfig, build_tiny_backbone
     from benchmark.strategy import registry
 
-    torch.set_num_threads(args["threads"])
-    registry.discover(args["plugins"])
     entry = registry.get_strategy(name)
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_backbone(TEXTS, f"{tmp}/bb", TinyBackboneConfig(hidden_size=args["hidden"]))
@@ -81,19 +79,39 @@ def _measure(name: str, args: dict) -> dict:
     for exp in stream:
         steps.clear()
         s.train(exp, eval_streams=[])
+    return s, list(steps)
+
+
+def _measure(name: str, args: dict) -> dict:
+    """Runs in a child process.  Peak memory is the method's own (measured before anything
+    else is built); timings are paired with a SeqLoRA built in the same process and
+    generating alternately with the method, so both ratios see the same machine load."""
+    import torch
+
+    from benchmark.backbone import GenerationSettings
+    from benchmark.strategy import registry
+
+    torch.set_num_threads(args["threads"])
+    registry.discover(args["plugins"])
     settings = GenerationSettings(do_sample=True, max_new_tokens=args["motion"],
                                   min_new_tokens=args["motion"], batch_size=args["texts"])
     texts = [TEXTS[i % len(TEXTS)] for i in range(args["texts"])]
-    s.generate(texts[:2], settings)                       # warm-up
-    rates = []
-    for _ in range(args["repeats"]):      # best of repeats: the least disturbed by other load
-        t = time.perf_counter()
-        codes = s.generate(texts, settings)
-        rates.append(sum(len(c) for c in codes) / (time.perf_counter() - t))
+    s, steps = _train(name, args)
+    s.generate(texts[:2], settings)                                  # warm-up
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
-    return {"method": name, "step_ms": 1000 * statistics.median(steps), "tok_s": max(rates),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_gpu_mb": peak_gpu}
+    ref, ref_steps = _train("seq_lora", args) if name != "seq_lora" else (s, steps)
+    ref.generate(texts[:2], settings)
+    rates: dict[str, list[float]] = {"m": [], "ref": []}
+    for _ in range(args["repeats"]):        # alternate; best of repeats = least disturbed
+        for key, strat in (("m", s), ("ref", ref)):
+            t = time.perf_counter()
+            codes = strat.generate(texts, settings)
+            rates[key].append(sum(len(c) for c in codes) / (time.perf_counter() - t))
+    return {"method": name, "step_ms": 1000 * statistics.median(steps),
+            "ref_step_ms": 1000 * statistics.median(ref_steps),
+            "tok_s": max(rates["m"]), "ref_tok_s": max(rates["ref"]),
+            "peak_rss_mb": peak_rss, "peak_gpu_mb": peak_gpu}
 
 
 def main() -> None:
@@ -113,7 +131,7 @@ def main() -> None:
     args = {**vars(a), "plugins": a.plugin}
     ctx = mp.get_context("spawn")
     print(f"device {a.device}, threads {a.threads}, hidden {a.hidden}, batch {a.batch}, "
-          f"{a.scenarios} scenarios; x = ratio to seq_lora", flush=True)
+          f"{a.scenarios} scenarios; x = ratio to seq_lora (timings paired in one process)", flush=True)
     print(f"{'method':<20}{'step ms':>9}{'x':>7}{'gen tok/s':>11}{'x':>7}{'peak MB':>9}{'x':>7}")
     mem = "peak_gpu_mb" if a.device.startswith("cuda") else "peak_rss_mb"
     ref = None
@@ -125,8 +143,8 @@ def main() -> None:
                 print(f"{name}: failed ({type(err).__name__}: {err})", flush=True)
                 continue
         ref = ref or r
-        print(f"{r['method']:<20}{r['step_ms']:>9.1f}{r['step_ms'] / ref['step_ms']:>7.2f}"
-              f"{r['tok_s']:>11.0f}{r['tok_s'] / ref['tok_s']:>7.2f}"
+        print(f"{r['method']:<20}{r['step_ms']:>9.1f}{r['step_ms'] / r['ref_step_ms']:>7.2f}"
+              f"{r['tok_s']:>11.0f}{r['tok_s'] / r['ref_tok_s']:>7.2f}"
               f"{r[mem]:>9.0f}{r[mem] / ref[mem]:>7.2f}", flush=True)
 
 
