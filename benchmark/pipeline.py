@@ -17,22 +17,23 @@ from benchmark.io import DataError, atomic_write_json, peak_rss_mb
 
 
 def bench_args(p) -> None:
-    from benchmark.sweep import add_grid_args, add_run_options
+    from benchmark.runner import add_shared_options
+    from benchmark.sweep import add_grid_args
 
     add_grid_args(p)
     p.add_argument("--out", default="runs/tiny", help="output folder (default runs/tiny)")
     p.add_argument("--stats-metric", default="AR", help="metric for `compare` (default AR)")
     p.add_argument("--no-figures", action="store_true", help="skip heat maps and motion renders")
-    add_run_options(p, cache_default=None)
+    add_shared_options(p, cache_default=None)
 
 
 def bench(args) -> int:
-    from benchmark.sweep import (SweepConfig, _print_report, grid_from_args, run_options_from_args,
-                                 sweep_runs)
+    from benchmark.runner import shared_options
+    from benchmark.sweep import SweepConfig, _print_report, grid_from_args, sweep_runs
 
     t0 = time.time()
     out = Path(args.out)
-    options = run_options_from_args(args)
+    options = shared_options(args)
     if not options.get("cache"):
         options["cache"] = str(out / "cache")
     cfg = SweepConfig(out=out / "runs", run_options=options, **grid_from_args(args))

@@ -320,6 +320,38 @@ def _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, e
 
 
 # ----------------------------------------------------------------------------- CLI
+def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None:
+    """Options every command that launches runs shares (``run``, ``sweep``, ``bench``)."""
+    a = parser.add_argument
+    a("--preset", default="tiny", choices=tuple(PRESETS))
+    a("--data", help="corpus folder (default: the synthetic corpus, built in --cache)")
+    a("--tokenizer", help="motion tokenizer folder (default: trained in --cache)")
+    a("--evaluator", help="evaluator folder (default: trained in --cache)")
+    a("--backbone", default="tiny", help="'tiny' or a local Hugging Face model folder")
+    a("--plugin", action="append", default=[], help="extra strategy file (repeatable)")
+    a("--cache", default=cache_default, help="stage cache folder")
+    a("--device", default="cpu")
+    a("--max-test", type=int, help="cap on test motions per subset (0 = all)")
+    a("--threads", type=int, default=0, help="torch CPU threads per run (0 = default)")
+    a("--no-progress", action="store_true", help="no progress bars")
+    a("--set", action="append", default=[], metavar="KEY=VALUE",
+      help="method config field (see `l2emg methods`); gen.KEY=VALUE sets a generation setting")
+
+
+def shared_options(args) -> dict:
+    """RunConfig fields from :func:`add_shared_options`' arguments."""
+    method, gen = parse_sets(args.set)
+    opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
+                evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
+                device=args.device, max_test=args.max_test, threads=args.threads,
+                progress=not args.no_progress, method_overrides=method)
+    if args.cache:
+        opts["cache"] = args.cache
+    if gen:
+        opts["generation"] = {**PRESETS[args.preset]["generation"], **gen}
+    return opts
+
+
 def run_command_args(parser) -> None:
     a = parser.add_argument
     a("--method", required=True, help="registered strategy name (see `l2emg methods`)")
@@ -327,21 +359,9 @@ def run_command_args(parser) -> None:
     a("--order", default="1", help="1, 2, 3 or comma-separated subset names")
     a("--seed", type=int, default=0)
     a("--out", required=True, help="run folder")
-    a("--preset", default="tiny", choices=tuple(PRESETS))
-    a("--data", help="corpus folder (default: the synthetic corpus, built in --cache)")
-    a("--tokenizer", help="motion tokenizer folder (default: trained in --cache)")
-    a("--evaluator", help="evaluator folder (default: trained in --cache)")
-    a("--backbone", default="tiny", help="'tiny' or a local Hugging Face model folder")
-    a("--plugin", action="append", default=[], help="extra strategy file (repeatable)")
-    a("--cache", default="runs/cache")
-    a("--device", default="cpu")
     a("--resume", action="store_true", help="continue an unfinished run in --out")
-    a("--max-test", type=int, help="cap on test motions per subset (0 = all)")
-    a("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     a("--stop-after", type=int, default=0, help="stop after N experiences (resume later)")
-    a("--no-progress", action="store_true", help="no progress bars")
-    a("--set", action="append", default=[], metavar="KEY=VALUE",
-      help="method config field (see `l2emg methods`); gen.KEY=VALUE sets a generation setting")
+    add_shared_options(parser)
 
 
 def parse_sets(pairs: list[str]) -> tuple[dict, dict]:
@@ -359,15 +379,9 @@ def parse_sets(pairs: list[str]) -> tuple[dict, dict]:
 
 
 def run_command(args) -> int:
-    method, gen = parse_sets(args.set)
     cfg = RunConfig(method=args.method, out=args.out, setting=args.setting, order=args.order,
-                    seed=args.seed, preset=args.preset, data=args.data, tokenizer=args.tokenizer,
-                    evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
-                    cache=args.cache, device=args.device, resume=args.resume,
-                    progress=not args.no_progress, method_overrides=method,
-                    max_test=args.max_test, threads=args.threads, stop_after=args.stop_after)
-    if gen:
-        cfg = dataclasses.replace(cfg.resolved(), generation={**PRESETS[args.preset]["generation"], **gen})
+                    seed=args.seed, resume=args.resume, stop_after=args.stop_after,
+                    **shared_options(args))
     out = run(cfg)
     if (out / "result.json").exists():
         res = json.loads((out / "result.json").read_text())

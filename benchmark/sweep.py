@@ -153,10 +153,12 @@ def sweep_runs(cfg: SweepConfig, progress: bool = True) -> dict:
     if not pending:
         return report
     prepare_stages(cfg)
-    if cfg.jobs > 1:   # interleaved per-run bars from several workers are unreadable
-        cfg = dataclasses.replace(cfg, run_options={**cfg.run_options, "progress": False})
     cores = os.cpu_count() or 1
-    threads = max(1, cores // cfg.jobs)
+    threads = cfg.run_options.get("threads") or max(1, cores // cfg.jobs)
+    opts = {**cfg.run_options, "threads": threads}
+    if cfg.jobs > 1:   # interleaved per-run bars from several workers are unreadable
+        opts["progress"] = False
+    cfg = dataclasses.replace(cfg, run_options=opts)
     results = _execute(pending, cfg, threads, progress)
     for label, error, seconds in results:
         report["seconds"][label] = round(seconds, 1)
@@ -236,40 +238,6 @@ def grid_from_args(args) -> dict:
                 jobs=args.jobs, executor=args.executor)
 
 
-def add_run_options(p, cache_default: str | None = "runs/cache") -> None:
-    """Options passed through to every run (a subset of ``l2emg run``'s)."""
-    from benchmark.runner import PRESETS
-
-    a = p.add_argument
-    a("--preset", default="tiny", choices=tuple(PRESETS))
-    a("--data", help="corpus folder (default: the synthetic corpus, built in --cache)")
-    a("--tokenizer", help="motion tokenizer folder (default: trained in --cache)")
-    a("--evaluator", help="evaluator folder (default: trained in --cache)")
-    a("--backbone", default="tiny", help="'tiny' or a local Hugging Face model folder")
-    a("--plugin", action="append", default=[], help="extra strategy file (repeatable)")
-    a("--cache", default=cache_default, help="stage cache folder")
-    a("--device", default="cpu")
-    a("--max-test", type=int, help="cap on test motions per subset (0 = all)")
-    a("--set", action="append", default=[], metavar="KEY=VALUE",
-      help="method config field for every method that has it (see `l2emg methods`)")
-    a("--no-progress", action="store_true", help="no per-run progress bars")
-
-
-def run_options_from_args(args) -> dict:
-    from benchmark.runner import _parse_sets
-
-    method, gen = _parse_sets(args.set)
-    if gen:
-        raise DataError(None, "gen.* settings are per run", "use `l2emg run --set gen.KEY=VALUE`")
-    opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
-                evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
-                device=args.device, max_test=args.max_test, progress=not args.no_progress,
-                method_overrides=method)
-    if args.cache:
-        opts["cache"] = args.cache
-    return opts
-
-
 def parse_orders(text: str) -> list[str]:
     """``"1,2,3"`` -> three numbered orders; ``"Dance,Sports,Shows"`` -> one explicit order;
     ``"Dance,Sports;Sports,Dance"`` -> two explicit orders."""
@@ -282,13 +250,17 @@ def parse_orders(text: str) -> list[str]:
 
 
 def sweep_args(p) -> None:
+    from benchmark.runner import add_shared_options
+
     add_grid_args(p)
     p.add_argument("--out", required=True, help="folder of run folders")
-    add_run_options(p)
+    add_shared_options(p)
 
 
 def sweep(args) -> int:
-    cfg = SweepConfig(out=Path(args.out), run_options=run_options_from_args(args),
+    from benchmark.runner import shared_options
+
+    cfg = SweepConfig(out=Path(args.out), run_options=shared_options(args),
                       **grid_from_args(args))
     report = sweep_runs(cfg)
     _print_report(report)
