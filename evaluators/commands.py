@@ -5,7 +5,7 @@ import argparse
 
 
 def train_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", required=True, help="corpus folder (HumanML3D format + labels.csv)")
+    parser.add_argument("--data", "--corpus", dest="corpus", required=True, help="corpus folder (HumanML3D format + labels.csv)")
     parser.add_argument("--out", required=True, help="evaluator folder to write")
     parser.add_argument("--preset", default="tiny", choices=("test", "tiny", "paper"))
     parser.add_argument("--seed", type=int, default=0)
