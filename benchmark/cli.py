@@ -61,7 +61,7 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     return parser, handlers
 
 
-def _quiet_third_party_warnings() -> None:
+def quiet_third_party_warnings() -> None:
     """Warnings from dependencies that say nothing about the user's run."""
     import warnings
 
@@ -71,7 +71,7 @@ def _quiet_third_party_warnings() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _quiet_third_party_warnings()
+    quiet_third_party_warnings()
     parser, _ = build_parser(argv)
     args = parser.parse_args(argv)
     handler = getattr(args, "_handler", None)

@@ -196,6 +196,11 @@ def _run(cfg: RunConfig) -> Path:
     scenario = make_scenario(stages.corpus, stages.manifest, _order_arg(cfg.order),
                              payload=codes.__getitem__, seed=cfg.seed)
     names = list(scenario.subset_names)
+    if entry.cls.joint and method_config.max_steps:
+        # a joint method sees all experiences at once: give it the optimiser-step budget a
+        # sequential method spends over the whole stream, or the "upper bound" is undertrained
+        method_config = dataclasses.replace(method_config,
+                                            max_steps=method_config.max_steps * len(names))
     record = _config_record(cfg, method_config, stages, names)
 
     seed_everything(cfg.seed)

@@ -100,8 +100,11 @@ def _run_one(spec: RunSpec, run_options: dict, threads: int) -> tuple[str, str |
     """Run (or resume) one cell; returns (label, error or None, seconds).  Runs in a worker."""
     import torch
 
-    torch.set_num_threads(max(1, threads))
     from benchmark import runner
+    from benchmark.cli import quiet_third_party_warnings
+
+    quiet_third_party_warnings()
+    torch.set_num_threads(max(1, threads))
 
     t0 = time.time()
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.io import DataError
-from benchmark.runner import RunConfig, run
+from benchmark.runner import PRESETS, RunConfig, run
 
 REPO = Path(__file__).resolve().parents[1]
 ORDER = "Daily Life,Sports,Dance"
@@ -81,6 +81,9 @@ def test_mtl_is_one_joint_experience(base_cfg, tmp_path):
     r1 = pd.read_csv(out / "matrices" / "r_precision_top1.csv", index_col=0)
     assert list(r1.index) == ["after_1"] and r1.shape == (1, 3)
     assert math.isnan(res["aggregates"]["FR"]) and not math.isnan(res["aggregates"]["AR"])
+    # same optimiser-step budget as a sequential method over the 3 experiences
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["method_config"]["max_steps"] == 3 * PRESETS["test"]["train"]["max_steps"]
 
 
 def test_cli_plugin_example_and_unknown_method(base_cfg, tmp_path, capsys):
