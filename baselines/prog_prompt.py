@@ -184,7 +184,11 @@ class ProgPrompt(MotionLMStrategy):
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
-        """Left-padded [prompts; instruction + text; <som>] embeddings -> sampled motion codes."""
+        """Left-padded [prompts; instruction + text; <som>] embeddings -> sampled motion codes.
+        Before the first scenario there is no prompt: the frozen backbone generates (the
+        runner's untrained baseline row)."""
+        if not len(self.method_modules["prompts"].raw):
+            return super().generate(texts, settings)
         from transformers import GenerationConfig, LogitsProcessorList
 
         from benchmark.backbone.motion_lm import GenerationSettings, MotionTokenConstraint

@@ -228,8 +228,12 @@ class SAPT(MotionLMStrategy):
 
     # ------------------------------------------------------------------ generation
     def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
-        """Gate computed once per prompt batch from its pooled embeddings, fixed while sampling."""
+        """Gate computed once per prompt batch from its pooled embeddings, fixed while sampling.
+        Before the first scenario there is no block to select: the backbone generates alone."""
         from benchmark.backbone.motion_lm import GenerationSettings
+
+        if "selector" not in self.method_modules or not len(self.method_modules["selector"].keys):
+            return super().generate(texts, settings)
 
         settings = settings or GenerationSettings()
         self.model.to(self.device)

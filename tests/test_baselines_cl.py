@@ -278,24 +278,3 @@ def test_ewc_strategy_penalises_drift(backbone):
     s.train(stream[1])
     assert s.history[-1]["extra_loss"] > 0 and len(s.ewc.terms) == 2
     assert len(_assert_restores(s, backbone).ewc.terms) == 2
-
-
-@pytest.fixture(scope="module")
-def runner_cfg(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cl_runcache")
-    return dict(preset="test", data=str(tiny_corpus_dir), tokenizer=str(tiny_tokenizer.saved_dir),
-                evaluator=str(tiny_evaluator.root), cache=str(cache), order="Daily Life,Sports",
-                progress=False, max_test=4)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["lwf_lora", "replay", "ewc", "o_lora", "epi"])
-def test_end_to_end_through_the_runner(runner_cfg, tmp_path, name):
-    import json
-
-    from benchmark.runner import RunConfig, run
-
-    out = run(RunConfig(method=name, out=str(tmp_path / name), **runner_cfg))
-    res = json.loads((out / "result.json").read_text())
-    assert res["method"] == name and res["n_experiences"] == 2
-    assert len(res["final"]["fid"]) == 2
