@@ -78,7 +78,9 @@ def _summary_text(table) -> str:
         ours = table[table["source"] != "paper"] if "source" in table.columns else table
         wide = ours.pivot_table(index="display" if "display" in ours.columns else "method",
                                 columns=["setting", "metric"], values="mean", sort=False)
-        return wide.round(3).to_string()
+        main = ["AF", "AR", "AD", "AMM", "AWF", "FR"]          # the paper's Table 2 columns
+        cols = [(s, m) for s in ("unseen", "mixed") for m in main if (s, m) in wide.columns]
+        return wide[cols].round(3).to_string() if cols else wide.round(3).to_string()
     except (KeyError, ValueError) as err:  # pragma: no cover - the table format is tested elsewhere
         raise DataError(None, f"leaderboard table has an unexpected layout ({err})",
                         "report this as a bug") from err
