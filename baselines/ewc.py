@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from torch.utils.data import DataLoader
 
-from benchmark.strategy import MotionLMStrategy, lora, register_strategy
+from benchmark.strategy import MotionLMStrategy, register_strategy
 from benchmark.strategy.config import StrategyConfig
 from benchmark.strategy.regularizers import EWC
 
@@ -52,10 +52,7 @@ class EWCLoRA(MotionLMStrategy):
         self.ewc = EWC(self.config.ewc_lambda, self.config.mode, self.config.gamma)
 
     def before_experience(self, experience) -> None:
-        if self.ADAPTER not in self.motion_lm.adapters:
-            self.add_lora(self.ADAPTER)
-        else:
-            lora.set_active(self.motion_lm, self.ADAPTER)
+        self.use_lora(self.ADAPTER)
 
     def _named(self):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]

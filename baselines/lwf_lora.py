@@ -49,10 +49,8 @@ class LwFLoRA(MotionLMStrategy):
         self.teacher: dict[str, torch.Tensor] | None = None    # parameter name -> tensor
 
     def before_experience(self, experience) -> None:
-        if self.ADAPTER not in self.motion_lm.adapters:
-            self.add_lora(self.ADAPTER)
+        if self.use_lora(self.ADAPTER):
             return
-        lora.set_active(self.motion_lm, self.ADAPTER)
         self.teacher = {n: p.detach().clone()
                         for n, p in lora.adapter_parameters(self.motion_lm, self.ADAPTER).items()}
 

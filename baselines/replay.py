@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from benchmark.strategy import MotionLMStrategy, lora, register_strategy
+from benchmark.strategy import MotionLMStrategy, register_strategy
 from benchmark.strategy.config import StrategyConfig
 from benchmark.strategy.replay import ReservoirBuffer
 
@@ -45,10 +45,7 @@ class Replay(MotionLMStrategy):
         self.buffer = ReservoirBuffer(self.config.mem_size, seed=self.seed)
 
     def before_experience(self, experience) -> None:
-        if self.ADAPTER not in self.motion_lm.adapters:
-            self.add_lora(self.ADAPTER)
-        else:
-            lora.set_active(self.motion_lm, self.ADAPTER)
+        self.use_lora(self.ADAPTER)
 
     def collate(self, items: Sequence[dict]) -> dict:
         """Current items + ``replay_batch_size`` buffer items in one LM batch (training only)."""

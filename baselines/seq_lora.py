@@ -27,5 +27,4 @@ class SeqLoRA(MotionLMStrategy):
     ADAPTER = "seq"
 
     def before_experience(self, experience) -> None:
-        if self.ADAPTER not in self.motion_lm.adapters:
-            self.add_lora(self.ADAPTER)
+        self.use_lora(self.ADAPTER)

@@ -83,6 +83,15 @@ class MotionLMStrategy(SupervisedTemplate):
         lora.add_adapter(self.motion_lm, name, lora.lora_config(self.config, self.motion_lm, r=r),
                          copy_tokens_from=copy_tokens_from)
 
+    def use_lora(self, name: str) -> bool:
+        """For methods that train one LoRA throughout: add adapter ``name`` the first time,
+        else make it the active (only trainable) adapter again.  True when just added."""
+        if name not in self.motion_lm.adapters:
+            self.add_lora(name)
+            return True
+        lora.set_active(self.motion_lm, name)
+        return False
+
     def before_experience(self, experience) -> None:
         """Set up the trainable parameters for ``experience`` (add/unfreeze adapters...)."""
 
