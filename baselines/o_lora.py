@@ -41,10 +41,6 @@ class OLoRAConfig(StrategyConfig):
 class OLoRA(MotionLMStrategy):
     """A new LoRA per scenario kept orthogonal to the frozen earlier ones; all summed."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.bank: ExpertBank | None = None
-
     @property
     def experts(self) -> list[str]:
         return lora.adapter_names(self.motion_lm)

@@ -117,7 +117,6 @@ class SAPT(MotionLMStrategy):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.method_modules["selector"] = AttentiveSelector(dim, self.config.trans_hidden)
-        self.bank: ExpertBank | None = None
         self.memory: list[dict] = []        # per earlier scenario: {"items", "attention"}
         self._gen = torch.Generator().manual_seed(self.seed)
         self._replay_rng = np.random.default_rng(self.seed)
@@ -135,11 +134,7 @@ class SAPT(MotionLMStrategy):
     def before_experience(self, experience) -> None:
         old = self.experts
         name = self.adapter_name()
-        self.add_lora(name, copy_tokens_from=old[-1] if old else None)   # only it trains
-        if self.bank is None:
-            self.bank = ExpertBank(self.model, [name]).attach()
-        else:
-            self.bank.add_expert(name)
+        self.add_expert(name, copy_tokens_from=old[-1] if old else None)   # only it trains
         self.selector.add_key(self._gen)
         self.method_modules.to(self.device)
 
@@ -166,10 +161,6 @@ class SAPT(MotionLMStrategy):
                 "attention": att}
 
     # ------------------------------------------------------------------ selection
-    def prompt_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, L) bool: real prompt tokens (not padding, <som>, motion tokens)."""
-        return attention_mask.bool() & (input_ids < self.motion_lm.motion_offset)
-
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, d) max over the prompt tokens' (frozen) input embeddings."""
         x = self.model.get_input_embeddings()(input_ids).float()

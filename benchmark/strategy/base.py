@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.strategy import lora
 from benchmark.strategy.config import StrategyConfig
+from benchmark.strategy.experts import ExpertBank
 
 
 def _silent_evaluator() -> EvaluationPlugin:
@@ -53,6 +54,7 @@ class MotionLMStrategy(SupervisedTemplate):
         self.seed = int(seed)
         self.progress = progress
         self.method_modules = torch.nn.ModuleDict()   # gates, keys ... (trained + checkpointed)
+        self.bank: ExpertBank | None = None           # LoRA experts mixed by a gate, if any
         self.history: list[dict] = []                 # per epoch: lm_loss, extra_loss, steps
         self.exp_counter = 0                          # experiences finished
         self._pending_opt: dict | None = None
@@ -91,6 +93,19 @@ class MotionLMStrategy(SupervisedTemplate):
             return True
         lora.set_active(self.motion_lm, name)
         return False
+
+    def add_expert(self, name: str, copy_tokens_from: str | None = None) -> None:
+        """Add LoRA adapter ``name`` (only it trains) as the newest expert of ``self.bank``
+        (the :class:`ExpertBank`, built and attached on the first call)."""
+        self.add_lora(name, copy_tokens_from=copy_tokens_from)
+        if self.bank is None:
+            self.bank = ExpertBank(self.model, [name]).attach()
+        else:
+            self.bank.add_expert(name)
+
+    def prompt_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) bool: real text tokens of the prompt (not padding, <som> or motion tokens)."""
+        return attention_mask.bool() & (input_ids < self.motion_lm.motion_offset)
 
     def before_experience(self, experience) -> None:
         """Set up the trainable parameters for ``experience`` (add/unfreeze adapters...)."""

@@ -78,7 +78,6 @@ class ESMoE(MotionLMStrategy):
                                                    c.emo_hidden, seed=self.seed)
             if c.samoe:
                 self.method_modules["gate"] = ExpertGate(d, c.d_key, c.d_down, c.max_experts)
-        self.bank: ExpertBank | None = None
         self._mask_gen = torch.Generator().manual_seed(self.seed)
         self._emo_loss: torch.Tensor | None = None
 
@@ -87,13 +86,6 @@ class ESMoE(MotionLMStrategy):
     def experts(self) -> list[str]:
         return list(self.bank.experts) if self.bank is not None else []
 
-    def _add_expert(self, name: str, copy_from: str | None) -> None:
-        self.add_lora(name, copy_tokens_from=copy_from)        # only this adapter trains
-        if self.bank is None:
-            self.bank = ExpertBank(self.model, [name]).attach()
-        else:
-            self.bank.add_expert(name)
-
     def before_experience(self, experience) -> None:
         c, i = self.config, self.exp_counter
         if c.samoe:
@@ -101,7 +93,7 @@ class ESMoE(MotionLMStrategy):
                 raise DataError(None, f"experience {i + 1} needs more than max_experts="
                                 f"{c.max_experts} experts", "raise --set max_experts=N")
             prev = self.experts[-1] if self.experts else None
-            self._add_expert(f"expert{i}", prev)
+            self.add_expert(f"expert{i}", copy_tokens_from=prev)    # only it trains
             for j, key in enumerate(self.method_modules["gate"].keys):
                 key.requires_grad_(j == i)                      # only the new key trains
         elif "shared" not in self.motion_lm.adapters:
@@ -115,10 +107,6 @@ class ESMoE(MotionLMStrategy):
             self.method_modules["gate"].keys[len(self.experts) - 1].requires_grad_(False)
 
     # ------------------------------------------------------------------ CGED inputs
-    def prompt_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) bool: real text tokens of the prompt (not padding, <som> or motion tokens)."""
-        return attention_mask.bool() & (input_ids < self.motion_lm.motion_offset)
-
     @torch.no_grad()
     def prompt_features(self, experience, chunk: int = 256) -> np.ndarray:
         """(N, d) mean-pooled frozen token embeddings of the experience's training prompts."""
