@@ -397,5 +397,3 @@ def run_command(args) -> int:
         print(f"stopped after {args.stop_after} experience(s); resume with --resume -> {out}")
     return 0
 
-
-_parse_sets = parse_sets     # used by benchmark.sweep
