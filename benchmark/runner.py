@@ -165,9 +165,8 @@ def _run(cfg: RunConfig) -> Path:
     import torch
     from tqdm.auto import tqdm
 
-    from benchmark.backbone import GenerationSettings, MotionLM, MotionLMConfig, TinyBackboneConfig
+    from benchmark.backbone import GenerationSettings, MotionLM, MotionLMConfig
     from benchmark.seed import seed_everything
-    from benchmark.stages import build_stages, codes_stage
     from benchmark.strategy import registry
     from benchmark.streams import make_scenario
 
@@ -186,13 +185,7 @@ def _run(cfg: RunConfig) -> Path:
     method_config = registry.make_config(
         cfg.method, {**PRESETS[cfg.preset]["train"], **cfg.method_overrides})
     generation = GenerationSettings(**cfg.generation)
-    stages = build_stages(cfg.cache, data=cfg.data, tokenizer=cfg.tokenizer, evaluator=cfg.evaluator,
-                          backbone=cfg.backbone, setting=cfg.setting, seed=cfg.seed,
-                          corpus_scale=cfg.corpus_scale, tokenizer_preset=cfg.tokenizer_preset,
-                          evaluator_preset=cfg.evaluator_preset,
-                          tiny_config=TinyBackboneConfig(**cfg.tiny_backbone), device=cfg.device)
-    ids = list(stages.manifest["id"].astype(str))
-    codes = codes_stage(Path(cfg.cache), stages.corpus, stages.tokenizer, ids)
+    stages, codes = build_run_stages(cfg)
     scenario = make_scenario(stages.corpus, stages.manifest, _order_arg(cfg.order),
                              payload=codes.__getitem__, seed=cfg.seed)
     names = list(scenario.subset_names)
@@ -256,6 +249,21 @@ def _run(cfg: RunConfig) -> Path:
         _, generated, _, _ = scorer.score(strategy, len(experiences))
     _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, time.time() - t0)
     return out
+
+
+def build_run_stages(cfg: RunConfig):
+    """Stages (built or reused in ``cfg.cache``) of a resolved config and the motion-token
+    codes of its manifest's motions: ``(Stages, {id: codes})``."""
+    from benchmark.backbone import TinyBackboneConfig
+    from benchmark.stages import build_stages, codes_stage
+
+    stages = build_stages(cfg.cache, data=cfg.data, tokenizer=cfg.tokenizer, evaluator=cfg.evaluator,
+                          backbone=cfg.backbone, setting=cfg.setting, seed=cfg.seed,
+                          corpus_scale=cfg.corpus_scale, tokenizer_preset=cfg.tokenizer_preset,
+                          evaluator_preset=cfg.evaluator_preset,
+                          tiny_config=TinyBackboneConfig(**cfg.tiny_backbone), device=cfg.device)
+    ids = list(stages.manifest["id"].astype(str))
+    return stages, codes_stage(Path(cfg.cache), stages.corpus, stages.tokenizer, ids)
 
 
 def _order_arg(order: str):

@@ -126,22 +126,12 @@ def make_run_config(spec: RunSpec, run_options: dict, resume: bool = False):
 def prepare_stages(cfg: SweepConfig) -> None:
     """Build the shared artefacts once (corpus, manifests, tokenizer, evaluator, backbone) in
     this process, so parallel runs only ever read them."""
-    from benchmark.backbone import TinyBackboneConfig
-    from benchmark.stages import build_stages, codes_stage
+    from benchmark.runner import build_run_stages
 
     for setting in cfg.settings:
         for seed in sorted(set(cfg.seeds)):
             spec = RunSpec(cfg.methods[0], setting, cfg.orders[0], seed, cfg.out / ".stages")
-            rc = make_run_config(spec, cfg.run_options).resolved()
-            stages = build_stages(rc.cache, data=rc.data, tokenizer=rc.tokenizer,
-                                  evaluator=rc.evaluator, backbone=rc.backbone, setting=setting,
-                                  seed=seed, corpus_scale=rc.corpus_scale,
-                                  tokenizer_preset=rc.tokenizer_preset,
-                                  evaluator_preset=rc.evaluator_preset,
-                                  tiny_config=TinyBackboneConfig(**rc.tiny_backbone),
-                                  device=rc.device)
-            codes_stage(Path(rc.cache), stages.corpus, stages.tokenizer,
-                        list(stages.manifest["id"].astype(str)))
+            build_run_stages(make_run_config(spec, cfg.run_options).resolved())
 
 
 def sweep_runs(cfg: SweepConfig, progress: bool = True) -> dict:
