@@ -1,5 +1,5 @@
 """Evaluation inside a run: fixed test prompts per subset, generation -> VQ-VAE decode ->
-Evaluator metrics; failed generations counted and scored as a static mean pose; aggregates.
+Evaluator metrics; failed generations counted and scored as a static mean pose.
 """
 from __future__ import annotations
 
@@ -79,14 +79,3 @@ class Scorer:
 
 def hash_seed(*parts) -> int:
     return int(hash_json(list(parts), n=8), 16)
-
-
-def run_aggregates(matrices: dict[str, np.ndarray], baseline: dict[str, np.ndarray]) -> dict:
-    """evaluators.continual aggregates; a non-square (joint, 1 x N) matrix -> final averages
-    only, FR/BWT/FWT NaN."""
-    from evaluators.continual import FINAL_AVERAGES, aggregates
-
-    if all(m.shape[0] == m.shape[1] for m in matrices.values()):
-        return aggregates(matrices, baseline=baseline)
-    out = {agg: float(np.mean(matrices[key][-1])) for agg, key in FINAL_AVERAGES.items()}
-    return {**out, "FR": float("nan"), "BWT": float("nan"), "FWT": float("nan")}

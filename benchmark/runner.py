@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
                           hash_json, peak_rss_mb, provenance)
-from benchmark.run_eval import Scorer, hash_seed, run_aggregates
+from benchmark.run_eval import Scorer, hash_seed
 
 @dataclass
 class RunConfig:
@@ -308,6 +308,8 @@ def _save_samples(out: Path, scorer: Scorer, generated, corpus, n: int) -> None:
 def _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, extra_s) -> None:
     import pandas as pd
     import torch
+
+    from evaluators.continual import run_aggregates
 
     _save_samples(out, scorer, generated, scorer.stages.corpus, cfg.n_samples)
     atomic_write_text(out / "train_log.csv", pd.DataFrame(strategy.history).to_csv(index=False))

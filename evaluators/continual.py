@@ -35,7 +35,7 @@ DIRECTIONS: dict[str, str] = {
 }
 AGGREGATE_KEYS: tuple[str, ...] = tuple(DIRECTIONS)
 
-__all__ = ["aggregates", "final_average", "forgetting_rate", "backward_transfer",
+__all__ = ["aggregates", "run_aggregates", "final_average", "forgetting_rate", "backward_transfer",
            "forward_transfer", "validate_matrix", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES"]
 
 
@@ -120,4 +120,18 @@ def aggregates(matrices: Mapping[str, np.ndarray],
         out["FR"] = 100.0 * forgetting_rate(r)
         out["BWT"] = 100.0 * backward_transfer(r)
         out["FWT"] = 100.0 * forward_transfer(r, b)
+    return out
+
+
+def run_aggregates(matrices: Mapping[str, np.ndarray],
+                   baseline: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
+    """:func:`aggregates` of square matrices; a run evaluated fewer times than it has subsets
+    (one joint multi-task run: a single ``after_1`` row, ``(1, N)``) gets last-row averages
+    only (NaN for a missing metric) and FR, BWT, FWT NaN."""
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in matrices.items()}
+    if all(a.shape[0] == a.shape[1] for a in arrays.values()):
+        return aggregates(matrices, baseline=baseline)
+    out = {agg: float(np.mean(arrays[key][-1])) if key in arrays else float("nan")
+           for agg, key in FINAL_AVERAGES.items()}
+    out.update(FR=float("nan"), BWT=float("nan"), FWT=float("nan"))
     return out

@@ -165,22 +165,19 @@ def recompute_aggregates(mats: dict[str, pd.DataFrame], baseline: pd.DataFrame |
     A run evaluated fewer times than it has subsets (e.g. one joint multi-task run, a single
     ``after_1`` row) gets last-row averages only; FR, BWT and FWT are NaN then.
     """
-    from evaluators.continual import FINAL_AVERAGES, aggregates
+    from evaluators.continual import run_aggregates
     from evaluators.metrics import METRIC_KEYS
 
     arrays = {k: v.to_numpy(dtype=float) for k, v in mats.items() if k in METRIC_KEYS}
+    base = None
     if all(a.shape[0] == a.shape[1] for a in arrays.values()):
         order = list(next(iter(mats.values())).columns)
         base = _baseline_arrays(baseline, order)
         base = None if base is None else {k: v for k, v in base.items() if np.isfinite(v).all()}
-        try:
-            return aggregates(arrays, baseline=base)
-        except ValueError as err:
-            raise DataError(path, f"invalid matrices ({err})", "rerun the run's evaluation") from None
-    out = {agg: float(np.mean(arrays[key][-1])) if key in arrays else math.nan
-           for agg, key in FINAL_AVERAGES.items()}
-    out.update(FR=math.nan, BWT=math.nan, FWT=math.nan)
-    return out
+    try:
+        return run_aggregates(arrays, baseline=base)
+    except ValueError as err:
+        raise DataError(path, f"invalid matrices ({err})", "rerun the run's evaluation") from None
 
 
 def _agree(a: float, b: float) -> bool:
