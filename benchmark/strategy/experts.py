@@ -70,6 +70,8 @@ class ExpertBank:
         self._hooks: list = []
         self._fold: dict[str, tuple] = {}      # layer -> (weights, A_cat, folded B) at inference
         self._support: tuple | None = None     # (weights, (B, k) experts taking part or None)
+        self._factors: dict[str, tuple] = {}   # layer -> (A list, B list, scales, ranks)
+        self._per_rank: tuple | None = None    # (weights, {(scales, ranks): (B, R) weights})
         for e in experts:
             self.add_expert(e)
 
@@ -82,6 +84,7 @@ class ExpertBank:
                 raise ValueError(f"adapter {name!r} uses a LoRA variant (e.g. DoRA); not supported")
         self.experts.append(name)
         self._fold.clear()
+        self._factors.clear()
 
     @property
     def n_experts(self) -> int:
@@ -107,6 +110,7 @@ class ExpertBank:
             raise ValueError(f"gate weights have {weights.shape[-1]} experts, bank has {self.n_experts}")
         self._weights = weights
         self._fold.clear()
+        self._per_rank = None
 
     @contextlib.contextmanager
     def route(self, weights: torch.Tensor | None = None, gate_fn: GateFn | None = None):
@@ -119,6 +123,7 @@ class ExpertBank:
         finally:
             self._weights, self.gate_fn = old
             self._fold.clear()
+            self._per_rank = None
 
     def _gate(self, x: torch.Tensor, layer_name: str) -> torch.Tensor:
         w = self.gate_fn(x, layer_name) if self.gate_fn is not None else self._weights
@@ -165,32 +170,54 @@ class ExpertBank:
         if hit is not None and hit[0] is self._weights:
             A, Bw = hit[1], hit[2]
         else:
-            A, Bw = self._fold_factors(layer, w.to(x.device, torch.float32))
+            A, Bw = self._fold_factors(layer_name, layer, w.to(x.device, torch.float32))
             if not torch.is_grad_enabled():
                 self._fold[layer_name] = (self._weights, A, Bw)
         x = layer.lora_dropout[self.experts[0]](x.to(A.dtype))
         h = torch.bmm(x.reshape(x.shape[0], -1, x.shape[-1]), A.transpose(1, 2))
         return torch.bmm(h, Bw.transpose(1, 2)).reshape(*x.shape[:-1], Bw.shape[1])
 
-    def _fold_factors(self, layer, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(A (B, R, d_in), B (B, d_out, R)) of the experts taking part, weights folded in."""
-        A = [layer.lora_A[e].weight for e in self.experts]
-        B = [layer.lora_B[e].weight for e in self.experts]
-        scale = torch.tensor([layer.scaling[e] for e in self.experts], device=w.device)
+    def _layer_factors(self, layer_name: str, layer) -> tuple:
+        """(A list, B list, scales, ranks) of the bank's experts in ``layer``, looked up once
+        per expert set (the adapters' Parameters are stable; cleared by :meth:`add_expert`)."""
+        hit = self._factors.get(layer_name)
+        if hit is None or hit[0] != self.experts:
+            A = [layer.lora_A[e].weight for e in self.experts]
+            B = [layer.lora_B[e].weight for e in self.experts]
+            hit = (list(self.experts), A, B, tuple(a.shape[0] for a in A))
+            self._factors[layer_name] = hit
+        scales = tuple(float(layer.scaling[e]) for e in self.experts)     # read live (set_scale)
+        return hit[1], hit[2], scales, hit[3]
+
+    def _fold_factors(self, layer_name: str, layer, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A (B, R, d_in), B (B, d_out, R)) of the experts taking part, weights folded in.
+        What depends only on the gate (support, scaled weights) is computed once per forward
+        pass and shared by every layer with the same scalings and ranks."""
+        A, B, scales, ranks = self._layer_factors(layer_name, layer)
         if self._support is None or self._support[0] is not self._weights:
             k = int((w != 0).sum(1).max())          # one sync per gate, shared by all layers
             idx = w.topk(k, dim=1).indices if k < len(A) else None
             self._support = (self._weights, idx)
         idx = self._support[1]
-        if idx is None or len({a.shape[0] for a in A}) > 1:      # all experts
-            ranks = torch.tensor([a.shape[0] for a in A], device=w.device)
-            per_rank = torch.repeat_interleave(w * scale, ranks, dim=1)           # (B, R)
-            Bw = torch.cat(B, 1)[None] * per_rank.to(B[0].dtype)[:, None, :]
+        if self._per_rank is None or self._per_rank[0] is not self._weights:
+            self._per_rank = (self._weights, {})
+        key = (scales, ranks, w.device, B[0].dtype)
+        folded = self._per_rank[1].get(key)
+        if idx is None or len(set(ranks)) > 1:      # all experts
+            if folded is None:
+                scale = torch.tensor(scales, device=w.device)
+                folded = torch.repeat_interleave(w * scale, torch.tensor(ranks, device=w.device),
+                                                 dim=1).to(B[0].dtype)            # (B, R)
+                self._per_rank[1][key] = folded
+            Bw = torch.cat(B, 1)[None] * folded[:, None, :]
             return torch.cat(A)[None].expand(w.shape[0], -1, -1), Bw
+        if folded is None:
+            scale = torch.tensor(scales, device=w.device)
+            folded = (w.gather(1, idx) * scale[idx]).to(B[0].dtype)[:, :, None, None]   # (B, k, 1, 1)
+            self._per_rank[1][key] = folded
         n, (r, d_in), d_out = idx.shape[1], A[0].shape, B[0].shape[0]
         A_sel = torch.stack(A)[idx].reshape(w.shape[0], n * r, d_in)             # (B, k r, d_in)
-        w_sel = (w.gather(1, idx) * scale[idx]).to(B[0].dtype)                    # (B, k)
-        B_sel = torch.stack(B)[idx] * w_sel[:, :, None, None]                     # (B, k, d_out, r)
+        B_sel = torch.stack(B)[idx] * folded                                      # (B, k, d_out, r)
         return A_sel, B_sel.permute(0, 2, 1, 3).reshape(w.shape[0], d_out, n * r)
 
     def _hook(self, layer_name: str):
@@ -204,6 +231,9 @@ class ExpertBank:
             return output + self.delta(module, x, self._gate(x, layer_name)).to(output.dtype)
         return hook
 
+    def _new_pass(self, module, args) -> None:
+        self._per_rank = None
+
     def attach(self) -> "ExpertBank":
         """Switch off peft's own LoRA sum in the bank's layers and add the mixture instead."""
         if self._hooks:
@@ -212,6 +242,8 @@ class ExpertBank:
         for name, layer in self.layers.items():
             layer.enable_adapters(False)
             self._hooks.append(layer.register_forward_hook(self._hook(name)))
+        # per-pass caches (weights shared by all layers) end with each forward of the model
+        self._hooks.append(self.model.register_forward_pre_hook(self._new_pass))
         for layer in self.layers.values():       # enable_adapters(False) froze everything: restore
             for p in layer.parameters():
                 p.requires_grad_(grads[id(p)])
