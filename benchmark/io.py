@@ -97,6 +97,14 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     import io
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.io import DataError, atomic_write_bytes, hash_files, hash_json
+from benchmark.io import DataError, atomic_save_npz, hash_files, hash_json
 
 STAGE_VERSION = 1
 
@@ -122,7 +122,6 @@ def backbone_stage(cache: Path, corpus, backbone: str, tiny_config) -> tuple[Pat
 
 def codes_stage(cache: Path, corpus, tokenizer, ids: list[str]) -> dict[str, np.ndarray]:
     """Motion-token codes of ``ids`` (cached per tokenizer + corpus)."""
-    import io
 
     key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash,
                      "tokenizer": tokenizer.content_hash})
@@ -135,9 +134,7 @@ def codes_stage(cache: Path, corpus, tokenizer, ids: list[str]) -> dict[str, np.
     if missing:
         encoded = tokenizer.encode_batch([corpus.features(i) for i in missing])
         codes.update({i: np.asarray(c, dtype=np.int64) for i, c in zip(missing, encoded)})
-        buf = io.BytesIO()
-        np.savez(buf, **codes)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_save_npz(path, **codes)
     return {i: codes[i] for i in ids}
 
 

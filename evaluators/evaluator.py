@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmark.io import DataError, atomic_dir, atomic_torch_save, atomic_write_bytes, atomic_write_json, hash_files
+from benchmark.io import DataError, atomic_dir, atomic_save_npz, atomic_torch_save, atomic_write_json, hash_files
 from evaluators import metrics as M
 from evaluators.config import EvaluatorConfig
 from evaluators.data import check_motions, pad_batch, random_crop
@@ -175,9 +175,7 @@ class Evaluator:
                 return z["mu"], z["sigma"]
         mu, sigma = M.activation_statistics(self.embed_motions(reference))
         if path is not None:
-            buf = io.BytesIO()
-            np.savez(buf, mu=mu, sigma=sigma)
-            atomic_write_bytes(path, buf.getvalue())
+            atomic_save_npz(path, mu=mu, sigma=sigma)
         return mu, sigma
 
     # ------------------------------------------------------------------ metrics

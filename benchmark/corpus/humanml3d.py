@@ -338,7 +338,8 @@ def _read_labels(path: Path, root: Path) -> pd.DataFrame:
     return df
 
 
-def _check_values(df: pd.DataFrame, path: Path, emotions: Sequence[str]) -> None:
+def check_label_values(df: pd.DataFrame, path: Path, emotions: Sequence[str]) -> None:
+    """Normalise and validate the scenario/emotion columns of a labels table in place."""
     try:
         df["scenario"] = [resolve_scenario(s) for s in df["scenario"]]
     except ValueError as err:
@@ -378,7 +379,7 @@ def load_corpus(root: str | os.PathLike, labels_csv: str | os.PathLike | None = 
         meta = {k: v for k, v in meta.items() if k != "content_hash"}  # other labels, other corpus
     emotions = tuple(emotions or meta.get("emotions") or EMOTIONS)
     df = _read_labels(labels_path, root)
-    _check_values(df, labels_path, emotions)
+    check_label_values(df, labels_path, emotions)
     if "part" not in df.columns or (df["part"] == "").any():
         df["part"] = assign_parts(df, part_seed)
 

@@ -195,7 +195,8 @@ def convert_clip(params: np.ndarray, model, cfg: MotionXConfig) -> tuple[np.ndar
 def read_import_labels(path: str | os.PathLike) -> pd.DataFrame:
     """labels CSV: ``id, scenario, emotion`` (+ optional ``source, part, path``; ``path`` is the
     clip's location relative to the motion/text folders without extension, default = id)."""
-    from benchmark.corpus.labels import EMOTIONS, PARTS, resolve_scenario
+    from benchmark.corpus.humanml3d import check_label_values
+    from benchmark.corpus.labels import EMOTIONS, PARTS
 
     path = Path(path)
     if not path.is_file():
@@ -213,14 +214,7 @@ def read_import_labels(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(path, f"bad or repeated id {df['id'][bad].iloc[0]!r} (line "
                         f"{int(np.argmax(bad.to_numpy())) + 2})",
                         "ids must be unique file names; put nested locations in a path column")
-    try:
-        df["scenario"] = [resolve_scenario(s) for s in df["scenario"]]
-    except ValueError as err:
-        raise DataError(path, str(err), "use one of the 8 scenario names") from err
-    df["emotion"] = df["emotion"].str.strip().str.lower()
-    unknown = sorted(set(df["emotion"]) - set(EMOTIONS))
-    if unknown:
-        raise DataError(path, f"unknown emotion(s) {unknown}", f"use one of {', '.join(EMOTIONS)}")
+    check_label_values(df, path, EMOTIONS)
     if "part" in df.columns:
         wrong = sorted(set(df["part"]) - set(PARTS) - {""})
         if wrong:
