@@ -263,11 +263,9 @@ class SAPT(MotionLMStrategy):
     def memory_per_scenario(self) -> dict[str, int]:
         """Bytes added per scenario: one LoRA adapter, its token rows, one key, the pseudo-samples."""
         name = self.experts[-1] if self.experts else None
-        params = lora.adapter_parameters(self.motion_lm, name) if name else {}
-        size = lambda ps: sum(p.numel() * p.element_size() for p in ps)  # noqa: E731
+        adapter = (lora.adapter_bytes_split(self.motion_lm, name) if name
+                   else {"lora_bytes": 0, "token_rows_bytes": 0})
         pseudo = self.memory[-1]["items"] if self.memory else []
-        return {"lora_bytes": size(p for n, p in params.items() if "trainable_tokens" not in n),
-                "token_rows_bytes": size(p for n, p in params.items() if "trainable_tokens" in n),
-                "key_bytes": self.selector.dim * 4,
+        return {**adapter, "key_bytes": self.selector.dim * 4,
                 "pseudo_bytes": sum(len(it["text"].encode()) + np.asarray(it["motion_ids"]).nbytes
                                     for it in pseudo)}

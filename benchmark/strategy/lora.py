@@ -133,6 +133,15 @@ def adapter_bytes(motion_lm, name: str) -> int:
     return sum(p.numel() * p.element_size() for p in adapter_parameters(motion_lm, name).values())
 
 
+def adapter_bytes_split(motion_lm, name: str) -> dict[str, int]:
+    """:func:`adapter_bytes` split into ``lora_bytes`` (A, B matrices) and ``token_rows_bytes``
+    (the adapter's copy of the motion-token embedding / lm_head rows)."""
+    out = {"lora_bytes": 0, "token_rows_bytes": 0}
+    for n, p in adapter_parameters(motion_lm, name).items():
+        out["token_rows_bytes" if "trainable_tokens" in n else "lora_bytes"] += p.numel() * p.element_size()
+    return out
+
+
 def merge_adapter(motion_lm, name: str) -> None:
     """Fold adapter ``name`` into the base weights (W += scaling * B A; token rows replaced)
     and delete it; the other adapters keep working."""

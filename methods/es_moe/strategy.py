@@ -203,12 +203,9 @@ class ESMoE(MotionLMStrategy):
     def memory_per_scenario(self) -> dict[str, int]:
         """Bytes added per scenario: one LoRA expert (A, B), its key, its motion-token rows."""
         name = self.experts[-1] if self.experts else "shared"
-        params = lora.adapter_parameters(self.motion_lm, name)
-        size = lambda ps: sum(p.numel() * p.element_size() for p in ps)  # noqa: E731
-        lora_b = size(p for n, p in params.items() if "trainable_tokens" not in n)
-        key_b = size([self.method_modules["gate"].keys[0]]) if self.config.samoe else 0
-        return {"lora_bytes": lora_b, "key_bytes": key_b,
-                "token_rows_bytes": size(p for n, p in params.items() if "trainable_tokens" in n)}
+        key = self.method_modules["gate"].keys[0] if self.config.samoe else None
+        key_b = key.numel() * key.element_size() if key is not None else 0
+        return {**lora.adapter_bytes_split(self.motion_lm, name), "key_bytes": key_b}
 
 
 class _RoutedLM(torch.nn.Module):
