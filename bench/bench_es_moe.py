@@ -2,7 +2,6 @@
 
     python bench/bench_es_moe.py [--hidden 96 --layers 2 --heads 4] [--batch 8] [--motion 50]
                                  [--experts 8] [--repeats 5] [--threads 1] [--device cpu]
-                                 [--foreach]
 Train step: forward + backward + AdamW step of one batch (ES-MoE with ``--experts`` experts,
 masking on, top-k 2).  Generation: ``--motion`` new tokens per prompt (min = max, so both
 methods sample the same number), cached, greedy; ES-MoE's gate + CGED computed once per prompt.
@@ -69,9 +68,7 @@ def build(name: str, args, exp):
         s.before_experience(exp)
         if i < n - 1:
             s.after_experience(exp)
-    s.make_optimizer()
-    if args.foreach:                      # multi-tensor AdamW + clipping for both methods
-        s.optimizer.param_groups[0]["foreach"] = True
+    s.make_optimizer()                    # the protocol's AdamW (fused kernel), same for both
     s.dataloader = range(1000)            # only its length is read (masking progress)
     s.model.train()
     return s
@@ -115,8 +112,6 @@ def main(argv=None) -> dict:
                           ("--codes", 512), ("--threads", 1)):
         p.add_argument(flag, type=int, default=default)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--foreach", action="store_true",
-                   help="multi-tensor AdamW for both methods (the protocol's default is per tensor)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     exp, items = fake_experience(args.batch, args.codes, args.motion)

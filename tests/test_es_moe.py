@@ -131,6 +131,46 @@ def test_dictionary_is_kmeans_centres_then_refit():
         cged.fit_dictionary(np.zeros((3, 7)))
 
 
+def test_cged_equals_the_papers_formula_written_out():
+    """The fused maps (proj_x, query2, proj_dict, grouped FFNs) compute exactly
+    s_x = softmax(f(X) K_m^T / sqrt(a)) V_m over the sample's prompt tokens,
+    s_m = softmax(g(X) K_g^T / sqrt(a)) V_g over the dictionary, h = W [FFN1(s_x); FFN2(s_m)] + b,
+    here recomputed with one plain matmul per map, sliced out of the fused weights."""
+    from methods.es_moe.cged import CGED
+
+    torch.manual_seed(1)
+    d, a, K = 12, 8, 5
+    cged = CGED(d, d_attn=a, n_dict=K, d_ffn=16)
+    cged.fit_dictionary(np.random.default_rng(0).normal(size=(30, d)))
+    x = torch.randn(3, 6, d)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2, :2] = False
+
+    def lin(z, w, b):                                   # nn.Linear convention: w (out, in)
+        return z @ w.T + b
+
+    W, bias = cged.proj_x.weight, cged.proj_x.bias
+    part = lambda i: (W[i * a:(i + 1) * a], bias[i * a:(i + 1) * a])  # noqa: E731
+    grouped = lambda m, g, z: z @ m.weight[g] + m.bias[g]              # noqa: E731
+    f = grouped(cged.query2, 0, torch.nn.functional.silu(lin(x, *part(0))))
+    g = grouped(cged.query2, 1, torch.nn.functional.silu(lin(x, *part(1))))
+    k_m, v_m = lin(x, *part(2)), lin(x, *part(3))
+    dk, dv = cged.proj_dict.weight.split(a), cged.proj_dict.bias.split(a)
+    k_g, v_g = lin(cged.dictionary, dk[0], dv[0]), lin(cged.dictionary, dk[1], dv[1])
+    att = (f @ k_m.transpose(1, 2)) / a ** 0.5
+    s_x = torch.softmax(att.masked_fill(~mask[:, None, :], float("-inf")), -1) @ v_m
+    s_m = torch.softmax(g @ k_g.T / a ** 0.5, -1) @ v_g
+    ffn = lambda i, z: grouped(cged.ffn_out, i, torch.nn.functional.silu(  # noqa: E731
+        grouped(cged.ffn_in, i, z)))
+    h = lin(torch.cat([ffn(0, s_x), ffn(1, s_m)], -1), cged.out.weight, cged.out.bias)
+    with torch.no_grad():
+        assert torch.allclose(cged(x, mask), h, atol=1e-5)
+        x2 = x.clone()
+        x2[1, 5] += 100.0                               # a masked key/value changes nothing
+        assert torch.allclose(cged(x2, mask)[:, :5], cged(x, mask)[:, :5], atol=1e-5)
+
+
 def test_emotion_loss_reaches_all_cged_parameters():
     from methods.es_moe.cged import CGED, masked_mean
 

@@ -8,8 +8,9 @@ the scenario with ``payload = motion tokenizer codes``).  What the template does
   scenario, subset (int64) and texts; the loader is a seeded torch ``DataLoader`` (resumable);
 * ``forward``: the HF model with labels -> its output (``loss`` = next-token LM loss);
 * ``criterion``: LM loss + :meth:`extra_loss` (both logged separately in ``history``);
-* ``make_optimizer``: AdamW over the parameters that ``requires_grad`` after
-  :meth:`before_experience` (+ ``method_modules``), state reset or carried by parameter name.
+* ``make_optimizer``: AdamW (torch's fused kernel on CPU/CUDA) over the parameters that
+  ``requires_grad`` after :meth:`before_experience` (+ ``method_modules``), state reset or
+  carried by parameter name.
 
 Methods override small hooks: :meth:`before_experience` / :meth:`after_experience` (add, freeze,
 merge adapters...), :meth:`extra_loss`, :meth:`generate` (route at inference),
@@ -36,6 +37,15 @@ def _silent_evaluator() -> EvaluationPlugin:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")
         return EvaluationPlugin(loggers=[])
+
+
+def _fused_ok(params: Sequence[torch.Tensor]) -> bool:
+    """True when torch's fused AdamW kernel takes these parameters (floating point, all on CPU
+    or all on CUDA): one kernel for every tensor instead of a Python loop over them, the same
+    update for every method (a method with many small tensors is not charged for their count)."""
+    devices = {p.device.type for p in params}
+    return len(devices) == 1 and devices <= {"cpu", "cuda"} and all(
+        p.is_floating_point() for p in params)
 
 
 class MotionLMStrategy(SupervisedTemplate):
@@ -190,13 +200,17 @@ class MotionLMStrategy(SupervisedTemplate):
         else:
             carry = self._named_optimizer_state()
         self._pending_opt = None
-        self.optimizer = torch.optim.AdamW([p for _, p in named], lr=self.config.lr,
-                                           weight_decay=self.config.weight_decay)
+        params = [p for _, p in named]
+        self.optimizer = torch.optim.AdamW(params, lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay,
+                                           fused=_fused_ok(params) or None)
         self._opt_names = [n for n, _ in named]
+        fused = bool(self.optimizer.param_groups[0]["fused"])   # fused: step on the device too
         for n, p in named:
             if n in carry and carry[n]["exp_avg"].shape == p.shape:
-                self.optimizer.state[p] = {k: v.to(p.device) if torch.is_tensor(v) and v.dim() else v
-                                           for k, v in carry[n].items()}
+                self.optimizer.state[p] = {
+                    k: v.to(p.device) if torch.is_tensor(v) and (v.dim() or fused) else v
+                    for k, v in carry[n].items()}
 
     def make_train_dataloader(self, **kwargs):
         """Seeded shuffling per experience so a resumed run sees the same batches."""

@@ -37,8 +37,20 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
-def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+class GroupedLinear(nn.Module):
+    """``groups`` independent linear maps in one batched matmul, groups first:
+    x (groups, N, d_in) -> (groups, N, d_out), group g through its own (W_g, b_g).
+    Initialised like ``nn.Linear`` (uniform in +-1/sqrt(d_in)), so it is G ``nn.Linear`` s
+    stored side by side (CGED's two query networks and its two FFNs)."""
+
+    def __init__(self, groups: int, d_in: int, d_out: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)
+        self.weight = nn.Parameter(torch.empty(groups, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(groups, 1, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
 
 
 class CGED(nn.Module):
@@ -47,6 +59,16 @@ class CGED(nn.Module):
     Args: ``d_model`` (d) LM hidden size; ``d_attn`` (a) query/key/value size; ``n_dict`` (K)
     dictionary entries; ``d_ffn`` hidden size of FFN1/FFN2; ``n_emotions`` classes;
     ``emo_hidden`` width of the classifier's hidden layers (``emo_layers`` of them).
+
+    The paper's small maps that read the same input are stored fused, one matmul each (the
+    block is a few dozen tiny ops per step, so their count is its cost):
+
+    * ``proj_x``: the four maps of X, columns ``[f1 | g1 | W_k | W_v]`` (f1, g1 = first
+      layers of the query networks f and g; W_k, W_v = K_m, V_m of self-sampling);
+    * ``query2``: the second layers of f and g (two groups);
+    * ``proj_dict``: ``[W_kg | W_vg]`` of the dictionary (K_g, V_g of cross-sampling);
+    * ``ffn_in`` / ``ffn_out``: FFN1 (group 0, on s_x) and FFN2 (group 1, on s_m);
+    * ``out``: W, b on ``[FFN1(s_x) ; FFN2(s_m)]``.
     """
 
     def __init__(self, d_model: int, d_attn: int = 64, n_dict: int = 16, d_ffn: int = 128,
@@ -55,15 +77,12 @@ class CGED(nn.Module):
         if min(d_model, d_attn, n_dict, d_ffn, n_emotions, emo_hidden, emo_layers) < 1:
             raise ValueError("CGED sizes must all be >= 1")
         self.d_model, self.d_attn, self.n_dict, self.seed = d_model, d_attn, n_dict, seed
-        self.f = _mlp(d_model, d_attn, d_attn)            # query network of self-sampling
-        self.k_m = nn.Linear(d_model, d_attn)
-        self.v_m = nn.Linear(d_model, d_attn)
-        self.g = _mlp(d_model, d_attn, d_attn)            # query network of cross-sampling
-        self.k_g = nn.Linear(d_model, d_attn)
-        self.v_g = nn.Linear(d_model, d_attn)
-        self.ffn1 = _mlp(d_attn, d_ffn, d_attn)
-        self.ffn2 = _mlp(d_attn, d_ffn, d_attn)
-        self.out = nn.Linear(2 * d_attn, d_model)         # W, b: back to the LM's width
+        self.proj_x = nn.Linear(d_model, 4 * d_attn)       # [f1 | g1 | W_k | W_v]
+        self.query2 = GroupedLinear(2, d_attn, d_attn)      # second layers of f, g
+        self.proj_dict = nn.Linear(d_model, 2 * d_attn)     # [W_kg | W_vg]
+        self.ffn_in = GroupedLinear(2, d_attn, d_ffn)       # FFN1, FFN2 first layers
+        self.ffn_out = GroupedLinear(2, d_ffn, d_attn)      # FFN1, FFN2 second layers
+        self.out = nn.Linear(2 * d_attn, d_model)           # W, b: back to the LM's width
         layers, width = [], d_model
         for _ in range(emo_layers):
             layers += [nn.Linear(width, emo_hidden), nn.ReLU()]
@@ -106,19 +125,23 @@ class CGED(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, d) token embeddings, mask (B, T) bool (prompt tokens) -> h (B, T, d)."""
+        """x (B, T, d) token embeddings, mask (B, T) bool (prompt tokens) -> h (B, T, d).
+        Rows of samples without any prompt token are finite but meaningless (every consumer
+        masks them: :func:`masked_mean`, :meth:`inject`)."""
         if not self.fitted:
             raise RuntimeError("CGED dictionary is empty: call fit_dictionary(features) first")
-        x = x.float()
-        scale = 1.0 / math.sqrt(self.d_attn)
-        att = torch.einsum("bta,bsa->bts", self.f(x), self.k_m(x)) * scale
-        att = att.masked_fill(~mask.bool()[:, None, :], float("-inf"))
-        att = torch.nan_to_num(torch.softmax(att, -1))         # rows of all-masked samples -> 0
-        s_x = att @ self.v_m(x)                                 # (B, T, a) self-sampling
-        dic = self.dictionary
-        cross = torch.softmax(self.g(x) @ self.k_g(dic).T * scale, -1)     # (B, T, K)
-        s_m = cross @ self.v_g(dic)                             # (B, T, a) cross-sampling
-        return self.out(torch.cat([self.ffn1(s_x), self.ffn2(s_m)], -1))
+        (b, t, _), a = x.shape, self.d_attn
+        mask = mask.bool()
+        hidden, k_m, v_m = self.proj_x(x.float()).split([2 * a, a, a], -1)
+        q = self.query2(F.silu(hidden).view(b * t, 2, a).transpose(0, 1))     # (2, B T, a)
+        keep = mask | ~mask.any(1, keepdim=True)                        # no all-masked rows
+        s_x = F.scaled_dot_product_attention(q[0].view(b, t, a), k_m, v_m,
+                                             attn_mask=keep[:, None, :])  # (B, T, a)
+        k_g, v_g = self.proj_dict(self.dictionary).chunk(2, -1)         # (K, a) each
+        s_m = F.scaled_dot_product_attention(q[1:], k_g[None], v_g[None])  # (1, B T, a)
+        s = torch.cat([s_x.view(1, b * t, a), s_m])                     # (2, B T, a)
+        y = self.ffn_out(F.silu(self.ffn_in(s)))                        # [FFN1(s_x); FFN2(s_m)]
+        return self.out(y.transpose(0, 1).reshape(b, t, 2 * a))
 
     def inject(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What is added to the prompt embeddings: tanh(a) * h on prompt tokens (B, T, d);

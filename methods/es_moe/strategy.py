@@ -18,7 +18,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmark.io import DataError
 from benchmark.strategy import ExpertBank, MotionLMStrategy, lora, register_strategy
@@ -121,18 +120,19 @@ class ESMoE(MotionLMStrategy):
         return torch.cat(out).numpy()
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """-> (inputs_embeds (B, T, d) for the LM, pooled h (B, d), h (B, T, d) or None).
-        CGED runs only on the columns up to the last prompt token (zeros after it)."""
+        """-> (inputs_embeds (B, T, d) for the LM, pooled h (B, d), h (B, S, d) or None).
+        CGED runs only on the S columns up to the last prompt token (the rest is motion)."""
         x = self.model.get_input_embeddings()(input_ids)
         mask = self.prompt_mask(input_ids, attention_mask)
         cged = self.method_modules["cged"] if self.config.cged else None
         if cged is None:
             return x, masked_mean(x.float(), mask), None
         span = int(mask.any(0).nonzero().max()) + 1 if mask.any() else 1  # prompt columns
-        h = F.pad(cged(x[:, :span], mask[:, :span]), (0, 0, 0, x.shape[1] - span))
+        xs, ms = x[:, :span], mask[:, :span]
+        h = cged(xs, ms)
         if self.config.inject_h:
-            x = x + cged.inject(h, mask).to(x.dtype)
-        return x, masked_mean(h, mask), h
+            x = torch.cat([xs + cged.inject(h, ms).to(x.dtype), x[:, span:]], 1)
+        return x, masked_mean(h, ms), h
 
     def gate_weights(self, pooled: torch.Tensor, train: bool) -> torch.Tensor:
         """(B, d) -> (B, E) weights over the trained experts (masked + top-k when training)."""
