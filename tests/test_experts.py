@@ -128,3 +128,42 @@ def test_gate_errors(experts):
     bank.set_weights(torch.ones(1, 5, 2))
     with pytest.raises(ValueError, match="per-token gate"):
         layer(torch.randn(1, 2, 64))
+
+
+def test_topk_gathered_path_equals_dense_values_and_grads(experts):
+    """Per-sample top-k weights (zeros for the others) take the gathered path (one gather per
+    pass for all layers, frozen experts' factors cached); per-token weights of the same values
+    take the dense per-layer path.  Logits and every gradient (trainable expert, gate weights)
+    agree; the frozen experts' cached factors follow an in-place change of their weights."""
+    bank = ExpertBank(experts.model, ["e0", "e1", "e2"])
+    bank.freeze("e0")
+    bank.freeze("e1")
+    bank.unfreeze("e2")
+    bank.attach()
+    ids = torch.randint(0, 50, (3, 5))
+
+    def run(per_token: bool):
+        scores = torch.tensor([[0.3, -1.0, 2.0], [1.5, 0.2, 0.1], [-0.5, 0.4, 0.9]],
+                              requires_grad=True)
+        w = topk_softmax(scores, k=2)                # one zero per row
+        gate = w[:, None, :].expand(3, 5, 3) if per_token else w
+        for p in bank.parameters("e2"):
+            p.grad = None
+        with bank.route(gate):
+            logits = experts.model(input_ids=ids).logits
+            assert ("gathered" in bank._pass) != per_token
+        (logits ** 2).mean().backward()
+        return logits.detach(), scores.grad.clone(), [p.grad.clone() for p in bank.parameters("e2")]
+
+    sparse, dense = run(False), run(True)
+    assert sparse[1].abs().sum() > 0
+    torch.testing.assert_close(sparse[0], dense[0])
+    torch.testing.assert_close(sparse[1], dense[1])
+    for a, b in zip(sparse[2], dense[2]):
+        torch.testing.assert_close(a, b)
+    assert all(p.grad is None for p in bank.parameters("e0"))
+    assert set(bank._rows) == {"e0", "e1"}          # frozen rows were cached ...
+    with torch.no_grad():
+        for p in bank.parameters("e1"):
+            p.mul_(3.0)                              # ... and an in-place change refreshes them
+    torch.testing.assert_close(run(False)[0], run(True)[0])

@@ -13,8 +13,10 @@ from a gate function ``gate(x, layer_name) -> weights`` called in every LoRA lay
 per-token gates during cached generation).  Helpers build hard (one-hot, EPI-style task-id
 routing), uniform-sum (O-LoRA-style) and soft top-k gates (ES-MoE, SAPT).
 Per-sample weights set with :meth:`set_weights` / :meth:`route` take a folded path
-(:meth:`folded_delta`: weights folded into the concatenated B factors, cached per layer while
-grad is off, so cached generation costs one linear + one bmm per layer whatever E is).
+(:meth:`folded_delta`): with a top-k gate each sample's k experts are gathered once per forward
+pass for all layers (one gather, frozen experts' factors cached), then two bmm per layer; with
+grad off the weights are folded into the B factors and cached per layer, so cached generation
+costs two bmm per layer whatever E is.
 The dropout of the first expert is applied once to x (shared mask).  The motion-token rows
 follow peft's active adapter and are not mixed (see :mod:`benchmark.strategy.lora`).
 """
@@ -69,9 +71,9 @@ class ExpertBank:
         self.gate_fn: GateFn | None = None
         self._hooks: list = []
         self._fold: dict[str, tuple] = {}      # layer -> (weights, A_cat, folded B) at inference
-        self._support: tuple | None = None     # (weights, (B, k) experts taking part or None)
         self._factors: dict[str, tuple] = {}   # layer -> (A list, B list, scales, ranks)
-        self._per_rank: tuple | None = None    # (weights, {(scales, ranks): (B, R) weights})
+        self._pass: dict = {}                  # per forward pass: support, folds, gathered A/B
+        self._rows: dict[str, tuple] = {}      # frozen expert -> (param stamps, flat factors)
         for e in experts:
             self.add_expert(e)
 
@@ -85,6 +87,7 @@ class ExpertBank:
         self.experts.append(name)
         self._fold.clear()
         self._factors.clear()
+        self._pass = {}
 
     @property
     def n_experts(self) -> int:
@@ -110,7 +113,7 @@ class ExpertBank:
             raise ValueError(f"gate weights have {weights.shape[-1]} experts, bank has {self.n_experts}")
         self._weights = weights
         self._fold.clear()
-        self._per_rank = None
+        self._pass = {}
 
     @contextlib.contextmanager
     def route(self, weights: torch.Tensor | None = None, gate_fn: GateFn | None = None):
@@ -123,7 +126,7 @@ class ExpertBank:
         finally:
             self._weights, self.gate_fn = old
             self._fold.clear()
-            self._per_rank = None
+            self._pass = {}
 
     def _gate(self, x: torch.Tensor, layer_name: str) -> torch.Tensor:
         w = self.gate_fn(x, layer_name) if self.gate_fn is not None else self._weights
@@ -163,19 +166,24 @@ class ExpertBank:
 
         Only the experts with a non-zero weight take part: if every row has at most k < E
         non-zeros (top-k gates), each sample's k experts are gathered, else all E are used.
-        Their A are concatenated (B, R = k r, d_in) and the weights folded into their B
-        (B, d_out, R): one bmm + one bmm whatever E is.  With grad off (generation) the folded
-        factors are computed once per layer and reused until the gate changes."""
-        hit = self._fold.get(layer_name) if not torch.is_grad_enabled() else None
-        if hit is not None and hit[0] is self._weights:
+        Their A are concatenated (B, R = k r, d_in), their B (B, R, d_out), and
+        ``h = x A^T * (w scaling)`` per rank column: two bmm whatever E is.  The gather is done
+        once per forward pass for every layer (:meth:`_gathered`).  With grad off (generation)
+        the weights are folded into B and the factors cached per layer until the gate changes."""
+        if not torch.is_grad_enabled():
+            hit = self._fold.get(layer_name)
+            if hit is None or hit[0] is not self._weights:
+                A, Bt, fold = self._fold_factors(layer_name, layer, w.to(x.device, torch.float32))
+                hit = (self._weights, A, Bt * fold[:, :, None])
+                self._fold[layer_name] = hit
             A, Bw = hit[1], hit[2]
-        else:
-            A, Bw = self._fold_factors(layer_name, layer, w.to(x.device, torch.float32))
-            if not torch.is_grad_enabled():
-                self._fold[layer_name] = (self._weights, A, Bw)
+            x = layer.lora_dropout[self.experts[0]](x.to(A.dtype))
+            h = torch.bmm(x.reshape(x.shape[0], -1, x.shape[-1]), A.transpose(1, 2))
+            return torch.bmm(h, Bw).reshape(*x.shape[:-1], Bw.shape[2])
+        A, Bt, fold = self._fold_factors(layer_name, layer, w.to(x.device, torch.float32))
         x = layer.lora_dropout[self.experts[0]](x.to(A.dtype))
-        h = torch.bmm(x.reshape(x.shape[0], -1, x.shape[-1]), A.transpose(1, 2))
-        return torch.bmm(h, Bw.transpose(1, 2)).reshape(*x.shape[:-1], Bw.shape[1])
+        h = torch.bmm(x.reshape(x.shape[0], -1, x.shape[-1]), A.transpose(1, 2)) * fold[:, None, :]
+        return torch.bmm(h, Bt).reshape(*x.shape[:-1], Bt.shape[2])
 
     def _layer_factors(self, layer_name: str, layer) -> tuple:
         """(A list, B list, scales, ranks) of the bank's experts in ``layer``, looked up once
@@ -189,36 +197,68 @@ class ExpertBank:
         scales = tuple(float(layer.scaling[e]) for e in self.experts)     # read live (set_scale)
         return hit[1], hit[2], scales, hit[3]
 
-    def _fold_factors(self, layer_name: str, layer, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(A (B, R, d_in), B (B, d_out, R)) of the experts taking part, weights folded in.
-        What depends only on the gate (support, scaled weights) is computed once per forward
-        pass and shared by every layer with the same scalings and ranks."""
+    def _pass_cache(self) -> dict:
+        """What depends only on the gate, shared by every layer of one forward pass."""
+        if self._pass.get("weights") is not self._weights:
+            self._pass = {"weights": self._weights}
+        return self._pass
+
+    def _fold_factors(self, layer_name: str, layer, w: torch.Tensor) -> tuple:
+        """(A (B, R, d_in), B^T (B, R, d_out), fold (B, R)) of the experts taking part in
+        ``layer``: rank column j of sample b belongs to one expert e and ``fold[b, j]`` is
+        w[b, e] * scaling_e."""
         A, B, scales, ranks = self._layer_factors(layer_name, layer)
-        if self._support is None or self._support[0] is not self._weights:
+        cache = self._pass_cache()
+        if "idx" not in cache:
             k = int((w != 0).sum(1).max())          # one sync per gate, shared by all layers
-            idx = w.topk(k, dim=1).indices if k < len(A) else None
-            self._support = (self._weights, idx)
-        idx = self._support[1]
-        if self._per_rank is None or self._per_rank[0] is not self._weights:
-            self._per_rank = (self._weights, {})
-        key = (scales, ranks, w.device, B[0].dtype)
-        folded = self._per_rank[1].get(key)
+            cache["idx"] = w.topk(k, dim=1).indices if k < len(A) else None
+        idx, key = cache["idx"], ("fold", scales, ranks, w.device, B[0].dtype)
         if idx is None or len(set(ranks)) > 1:      # all experts
-            if folded is None:
+            if key not in cache:
                 scale = torch.tensor(scales, device=w.device)
-                folded = torch.repeat_interleave(w * scale, torch.tensor(ranks, device=w.device),
-                                                 dim=1).to(B[0].dtype)            # (B, R)
-                self._per_rank[1][key] = folded
-            Bw = torch.cat(B, 1)[None] * folded[:, None, :]
-            return torch.cat(A)[None].expand(w.shape[0], -1, -1), Bw
-        if folded is None:
+                cache[key] = torch.repeat_interleave(w * scale, torch.tensor(ranks, device=w.device),
+                                                     dim=1).to(B[0].dtype)          # (B, R)
+            n = w.shape[0]
+            return (torch.cat(A)[None].expand(n, -1, -1), torch.cat(B, 1).T[None].expand(n, -1, -1),
+                    cache[key])
+        if key not in cache:
             scale = torch.tensor(scales, device=w.device)
-            folded = (w.gather(1, idx) * scale[idx]).to(B[0].dtype)[:, :, None, None]   # (B, k, 1, 1)
-            self._per_rank[1][key] = folded
-        n, (r, d_in), d_out = idx.shape[1], A[0].shape, B[0].shape[0]
-        A_sel = torch.stack(A)[idx].reshape(w.shape[0], n * r, d_in)             # (B, k r, d_in)
-        B_sel = torch.stack(B)[idx] * folded                                      # (B, k, d_out, r)
-        return A_sel, B_sel.permute(0, 2, 1, 3).reshape(w.shape[0], d_out, n * r)
+            cache[key] = (w.gather(1, idx) * scale[idx]).repeat_interleave(ranks[0], 1).to(B[0].dtype)
+        A_sel, B_sel = self._gathered(idx, cache)[layer_name]
+        return A_sel, B_sel, cache[key]
+
+    def _gathered(self, idx: torch.Tensor, cache: dict) -> dict[str, tuple]:
+        """layer -> (A (B, k r, d_in), B^T (B, k r, d_out)) of each sample's k experts ``idx``,
+        for every layer whose experts share one rank, with ONE gather per forward pass: each
+        expert's factors of all those layers are flattened into one row (frozen experts' rows
+        cached until their parameters change), rows stacked (E, P), gathered (B, k, P), split."""
+        if "gathered" in cache:
+            return cache["gathered"]
+        layers = [(n, self._layer_factors(n, m)) for n, m in self.layers.items()]
+        layers = [(n, f) for n, f in layers if len(set(f[3])) == 1]
+        rows = []
+        for e, name in enumerate(self.experts):
+            params = [t for _, f in layers for t in (f[0][e], f[1][e])]
+            if any(p.requires_grad for p in params):
+                rows.append(torch.cat([p.reshape(-1) for p in params]))
+                continue
+            stamp = tuple((p.data_ptr(), p._version) for p in params)
+            hit = self._rows.get(name)
+            if hit is None or hit[0] != stamp:
+                hit = (stamp, torch.cat([p.detach().reshape(-1) for p in params]))
+                self._rows[name] = hit
+            rows.append(hit[1])
+        n, k = idx.shape
+        sizes = [t.numel() for _, f in layers for t in (f[0][0], f[1][0])]
+        pieces = F.embedding(idx, torch.stack(rows)).split(sizes, dim=-1)    # (B, k, size) each
+        out = {}
+        for i, (lname, f) in enumerate(layers):
+            (r, d_in), d_out = f[0][0].shape, f[1][0].shape[0]
+            A_sel = pieces[2 * i].reshape(n, k * r, d_in)
+            B_sel = pieces[2 * i + 1].view(n, k, d_out, r).transpose(2, 3).reshape(n, k * r, d_out)
+            out[lname] = (A_sel, B_sel)
+        cache["gathered"] = out
+        return out
 
     def _hook(self, layer_name: str):
         def hook(module, args, output):
@@ -232,7 +272,7 @@ class ExpertBank:
         return hook
 
     def _new_pass(self, module, args) -> None:
-        self._per_rank = None
+        self._pass = {}
 
     def attach(self) -> "ExpertBank":
         """Switch off peft's own LoRA sum in the bank's layers and add the mixture instead."""
