@@ -167,3 +167,9 @@ def test_topk_gathered_path_equals_dense_values_and_grads(experts):
         for p in bank.parameters("e1"):
             p.mul_(3.0)                              # ... and an in-place change refreshes them
     torch.testing.assert_close(run(False)[0], run(True)[0])
+    w = topk_softmax(torch.randn(3, 3), k=2)
+    with torch.no_grad(), bank.route(w):             # generation: weights folded into B, cached
+        first, again = experts.model(input_ids=ids).logits, experts.model(input_ids=ids).logits
+    with torch.no_grad(), bank.route(w[:, None, :].expand(3, 5, 3)):
+        torch.testing.assert_close(first, experts.model(input_ids=ids).logits)
+    torch.testing.assert_close(again, first)

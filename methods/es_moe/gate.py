@@ -50,7 +50,7 @@ class ExpertGate(nn.Module):
         """(B, d) -> (B, n_experts) query . K_j for the first ``n_experts`` keys."""
         if not 1 <= n_experts <= self.max_experts:
             raise ValueError(f"n_experts must be in [1, {self.max_experts}], got {n_experts}")
-        keys = torch.stack(list(self.keys[:n_experts]))
+        keys = torch.stack([self.keys[j] for j in range(n_experts)])
         return self.query(h_pooled) @ keys.T
 
     def random_mask(self, batch: int, n_experts: int, p: float, generator=None,
