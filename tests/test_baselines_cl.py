@@ -180,6 +180,25 @@ def test_ewc_fisher_known_answer_and_quadratic_penalty():
         EWC(lam=1.0, mode="bogus")
 
 
+def test_ewc_terms_move_to_the_parameter_device_once():
+    """The anchor/Fisher are moved to the parameter's device on first use and kept there (not
+    copied every step); state_dict hands back CPU tensors.  The meta device stands in for a GPU."""
+    w = torch.nn.Parameter(torch.ones(3))
+    ewc = EWC(lam=1.0)
+    ewc.consolidate([("w", w)], {"w": torch.ones(3)})
+    on_meta = torch.nn.Parameter(torch.ones(3, device="meta"))
+    assert ewc.penalty([("w", on_meta)]).device.type == "meta"
+    moved = ewc.terms[0]["w"]["fisher"]
+    assert moved.device.type == "meta"
+    ewc.penalty([("w", on_meta)])
+    assert ewc.terms[0]["w"]["fisher"] is moved           # no second copy
+    cpu = EWC(lam=1.0)
+    cpu.consolidate([("w", w)], {"w": torch.ones(3)})
+    cpu.penalty([("w", w)])
+    assert all(v.device.type == "cpu" for t in cpu.state_dict()["terms"] for d in t.values()
+               for v in d.values())
+
+
 # ---------------------------------------------------------------------- baselines
 def _params(s, adapter):
     from benchmark.strategy import lora

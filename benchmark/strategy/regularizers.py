@@ -125,13 +125,15 @@ class EWC:
             for term in self.terms:
                 if n in term:
                     t = term[n]
-                    f, a = t["fisher"].to(p.device), t["anchor"].to(p.device)
-                    v = (f * (p.float() - a) ** 2).sum()
+                    if t["fisher"].device != p.device:     # moved once, not every step
+                        t["fisher"], t["anchor"] = t["fisher"].to(p.device), t["anchor"].to(p.device)
+                    v = (t["fisher"] * (p.float() - t["anchor"]) ** 2).sum()
                     total = v if total is None else total + v
         return None if total is None else 0.5 * self.lam * total
 
     def state_dict(self) -> dict:
-        return {"terms": self.terms, "mode": self.mode, "gamma": self.gamma}
+        terms = [{n: {k: v.cpu() for k, v in t.items()} for n, t in term.items()} for term in self.terms]
+        return {"terms": terms, "mode": self.mode, "gamma": self.gamma}
 
     def load_state_dict(self, state: dict) -> None:
         self.terms = [{n: dict(t) for n, t in term.items()} for term in state["terms"]]
