@@ -58,13 +58,11 @@ class ExpertBank:
     """Mix the named LoRA adapters ``experts`` of a peft model in every LoRA layer."""
 
     def __init__(self, model, experts: Sequence[str]):
-        from peft.tuners.lora import LoraLayer
+        from benchmark.strategy.lora import lora_layers
 
         self.model = model
         self.experts: list[str] = []
-        self.layers: dict[str, torch.nn.Module] = {
-            n: m for n, m in model.named_modules() if isinstance(m, LoraLayer) and hasattr(m, "lora_A")
-            and isinstance(m.get_base_layer(), torch.nn.Linear)}
+        self.layers: dict[str, torch.nn.Module] = lora_layers(model, linear_only=True)
         if not self.layers:
             raise ValueError("the model has no peft LoRA Linear layers; add an adapter first")
         self._weights: torch.Tensor | None = None

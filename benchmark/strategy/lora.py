@@ -48,6 +48,15 @@ def _head_name(model) -> str:
     return "lm_head"
 
 
+def lora_layers(model, linear_only: bool = False) -> dict[str, torch.nn.Module]:
+    """peft LoRA layers of ``model`` by module name (``linear_only``: those wrapping an
+    ``nn.Linear``, the ones the expert bank can mix)."""
+    from peft.tuners.lora import LoraLayer
+
+    return {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer) and hasattr(m, "lora_A")
+            and (not linear_only or isinstance(m.get_base_layer(), torch.nn.Linear))}
+
+
 def is_peft(model) -> bool:
     from peft import PeftModel
 

@@ -17,6 +17,8 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from benchmark.strategy.lora import lora_layers
+
 
 # ---------------------------------------------------------------------- orthogonality (O-LoRA)
 def orthogonality_penalty(a_new: torch.Tensor, a_olds: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -27,13 +29,6 @@ def orthogonality_penalty(a_new: torch.Tensor, a_olds: Sequence[torch.Tensor]) -
             raise ValueError(f"A matrices disagree on d_in: {tuple(a_old.shape)} vs {tuple(a_new.shape)}")
         total = total + (a_old.detach().to(a_new.dtype) @ a_new.T).abs().sum()
     return total
-
-
-def lora_layers(model) -> dict[str, torch.nn.Module]:
-    """peft LoRA layers of ``model`` by module name."""
-    from peft.tuners.lora import LoraLayer
-
-    return {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer) and hasattr(m, "lora_A")}
 
 
 def lora_orthogonality(model, new: str, olds: Iterable[str]) -> torch.Tensor:
