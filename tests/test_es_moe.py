@@ -108,6 +108,114 @@ def test_masking_schedule():
     assert abs((~keep[:, :-1]).float().mean().item() - 0.3) < 0.03
 
 
+def test_gate_query_layernorm_makes_routing_depend_on_the_prompt():
+    """Pooled inputs at the embeddings' scale (std 0.02): with SAPT's bias-free projection +
+    LayerNorm the weights differ across prompts; the earlier biased Linear-SiLU-Linear (gate_norm off) gives nearly one routing for all."""
+    from methods.es_moe.gate import ExpertGate
+
+    h = torch.randn(64, 32, generator=torch.Generator().manual_seed(1)) * 0.02
+    spread = {}
+    for norm in (True, False):
+        torch.manual_seed(0)
+        gate = ExpertGate(32, d_key=16, d_down=8, max_experts=8, norm=norm)
+        with torch.no_grad():
+            w = gate(h, 4)
+            spread[norm] = float(w.std(0).mean())
+    assert spread[True] > 0.05 > 0.01 > spread[False], spread
+
+
+def test_current_expert_always_in_topk_while_trained():
+    """top_k = 1 and an old key aligned with every query: without forcing, the old expert
+    takes the only place and the new one gets no gradient; with force_current it is always
+    selected (weight > 0 on every sample of every step) and its LoRA B moves."""
+    from methods.es_moe.gate import forced_topk_softmax
+
+    scores = torch.tensor([[5.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
+    w = forced_topk_softmax(scores, k=2, force=2)
+    assert (w[:, 2] > 0).all() and ((w > 0).sum(-1) == 2).all()
+    assert torch.allclose(w[0, [0, 2]], torch.softmax(torch.tensor([5.0, 0.0]), -1))
+    for force, expect in ((True, True), (False, False)):
+        s = strategy("es_moe", top_k=1, mask_p0=0.0, force_current=force, lr=1e-2)
+        e0, e1 = experiences(2)
+        s.train(e0)
+        seen = []
+        gate = s.method_modules["gate"]
+        orig = s.gate_weights
+
+        def spy(pooled, train):
+            if train and len(s.experts) == 2:
+                with torch.no_grad():                 # the old key follows the query
+                    gate.keys[0].copy_(gate.query(pooled).mean(0) * 10)
+            w = orig(pooled, train)
+            if train:
+                seen.append(w.detach().clone())
+            return w
+
+        s.gate_weights = spy
+        s.train(e1)
+        current_used = all(bool((w[:, -1] > 0).all()) for w in seen)
+        assert seen and current_used == expect, force
+        b_new = list(s.bank.parameters("expert1"))[1::2]        # lora_B, zero at init
+        assert any(p.abs().sum() > 0 for p in b_new) == expect, force
+
+
+def test_diagnostics_logged_per_experience():
+    s = strategy("es_moe", diag_prompts=4)
+    for exp in experiences(2):
+        s.train(exp)
+    assert [d["experience"] for d in s.diagnostics] == [1, 2]
+    d = s.diagnostics[-1]
+    assert list(d["usage"]) == ["S0", "S1"] and all(len(u) == 2 for u in d["usage"].values())
+    assert all(abs(sum(u) - 1) < 1e-5 for u in d["usage"].values())
+    assert 0 <= d["gate_entropy"] <= np.log(2) + 1e-6 and 0 <= d["route_current"] <= 1
+    assert 0 <= d["emo_acc"] <= 1 and d["h_over_x"] > 0
+    assert d["inject_over_x"] == pytest.approx(abs(d["tanh_alpha"]), rel=5e-3)   # inject_norm
+    row = s.history[-1]
+    assert row["diag_gate_entropy"] == d["gate_entropy"] and "diag_usage_s2_e2" in row
+    t = strategy("es_moe", diag_prompts=4)
+    t.restore(s.checkpoint_state())
+    assert t.diagnostics == s.diagnostics
+    off = strategy("es_moe", diag_prompts=0)
+    off.train(experiences(1)[0])
+    assert off.diagnostics == [] and "diag_gate_entropy" not in off.history[-1]
+
+
+def test_injection_is_bounded_by_the_embedding_size():
+    """inject_norm: ||tanh(a) h|| = |tanh(a)| ||X|| on the prompt tokens, whatever h's scale;
+    without it the raw h (several times the embedding RMS) is added."""
+    ratio = {}
+    for norm in (True, False):
+        s = strategy("es_moe", inject_norm=norm)
+        s.train(experiences(1)[0])
+        cged = s.method_modules["cged"]
+        with torch.no_grad():
+            cged.inject_gate.fill_(float(np.arctanh(0.5)))
+        b = s.motion_lm.generation_inputs(TEXTS)
+        x, _, _ = s.encode(b["input_ids"], b["attention_mask"])
+        raw = s.model.get_input_embeddings()(b["input_ids"])
+        m = s.prompt_mask(b["input_ids"], b["attention_mask"])[..., None].float()
+        ratio[norm] = float(((x - raw) * m).norm() / (raw * m).norm())
+    assert ratio[True] == pytest.approx(0.5, rel=5e-3)
+    assert ratio[False] > 2.0, ratio
+
+
+def test_dictionary_initialised_once_unless_refit():
+    """Default (the paper): K-means initialises the dictionary on the first experience and it
+    stays; dict_refit=True refits it at every experience."""
+    for refit in (False, True):
+        s = strategy("es_moe", dict_refit=refit)
+        e0, e1 = experiences(2, n_items=8)
+        s.train(e0)
+        first = s.method_modules["cged"].dictionary.clone()
+        calls = []
+        fit = s.method_modules["cged"].fit_dictionary
+        s.method_modules["cged"].fit_dictionary = lambda f: (calls.append(len(f)), fit(f))
+        s.train(e1)
+        assert (len(calls) == 1) == refit
+        if not refit:
+            assert torch.equal(first, s.method_modules["cged"].dictionary)
+
+
 # ---------------------------------------------------------------------- CGED
 def test_dictionary_is_kmeans_centres_then_refit():
     from sklearn.cluster import KMeans

@@ -52,7 +52,7 @@ def test_config_validation_and_coercion():
     cfg = registry.make_config("seq_lora", {"lr": "1e-3", "train_motion_tokens": "false",
                                             "target_modules": "q_proj,v_proj", "epochs": "2"})
     assert cfg.lr == 1e-3 and cfg.train_motion_tokens is False and cfg.epochs == 2
-    assert cfg.target_modules == ("q_proj", "v_proj") and cfg.reset_optimizer is False
+    assert cfg.target_modules == ("q_proj", "v_proj")
     with pytest.raises(DataError, match="valid: lr"):
         registry.make_config("seq_lora", {"lerning_rate": 1})
     with pytest.raises(ValueError, match="lora_r"):
@@ -160,7 +160,8 @@ def test_checkpoint_restore_continues_identically(tiny_backbone_dir):
 
     def fresh():
         torch.manual_seed(0)
-        return _strategy("seq_lora", MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K), epochs=2)
+        return _strategy("seq_lora", MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K), epochs=2,
+                         reset_optimizer=False)     # the carried AdamW state must survive too
 
     s1 = fresh()
     s1.train(scenario.train_stream[0])
@@ -176,6 +177,34 @@ def test_checkpoint_restore_continues_identically(tiny_backbone_dir):
     p1 = dict(s1.model.named_parameters())
     for n, p in s2.model.named_parameters():
         assert torch.equal(p, p1[n]), n
+
+
+def test_protocol_rules_are_one_policy_for_every_method():
+    """One optimiser-reset policy (reset) and one token-row rule for every registered method,
+    both recorded in the method config (hence in the run's provenance)."""
+    found = registry.discover()
+    for name in found:
+        d = registry.make_config(name, {}).to_dict()
+        assert d["reset_optimizer"] is True, name
+        assert d["token_rows"] == "train", name
+    with pytest.raises(DataError, match="token_rows"):
+        registry.make_config("seq_lora", {"token_rows": "sometimes"})
+
+
+def test_reset_optimizer_and_token_rows_rules(mlm):
+    scenario = fake_scenario(n_tasks=2)
+    s = _strategy("seq_lora", mlm, epochs=1, max_steps=2, token_rows="freeze_after_first")
+    s.train(scenario.train_stream[0])
+    rows = {n: p.detach().clone() for n, p in s.model.named_parameters()
+            if "trainable_tokens_delta" in n}
+    assert rows and all(s.optimizer.state[p] for p in s.optimizer.param_groups[0]["params"])
+    s.train(scenario.train_stream[1])
+    now = dict(s.model.named_parameters())
+    for n, r in rows.items():                 # frozen after the first scenario
+        assert not now[n].requires_grad and torch.equal(now[n], r), n
+    # reset: the second experience's AdamW started from zero state (step count = its own steps)
+    steps = {float(st["step"]) for st in s.optimizer.state.values()}
+    assert steps == {2.0}
 
 
 # ---------------------------------------------------------------------------- peft helpers

@@ -168,7 +168,22 @@ class MotionLMStrategy(SupervisedTemplate):
     # ------------------------------------------------------------------ template overrides
     def _before_training_exp(self, **kwargs):
         self.before_experience(self.experience)
+        if self.config.token_rows == "freeze_after_first" and self.exp_counter > 0:
+            self.freeze_token_rows()
         super()._before_training_exp(**kwargs)
+
+    def freeze_token_rows(self) -> None:
+        """Protocol rule ``token_rows=freeze_after_first``: after the first experience no
+        motion-token row trains (the adapters' peft ``trainable_tokens_delta`` copies; methods
+        keeping their rows elsewhere override this)."""
+        for n, p in self.model.named_parameters():
+            if "trainable_tokens_delta" in n.split("."):
+                p.requires_grad_(False)
+
+    def experience_lr(self) -> float:
+        """Learning rate of the current experience (``config.lr``; O-LoRA lowers it after the
+        first task as its reference scripts do)."""
+        return float(self.config.lr)
 
     def _after_training_exp(self, **kwargs):
         super()._after_training_exp(**kwargs)
@@ -201,7 +216,7 @@ class MotionLMStrategy(SupervisedTemplate):
             carry = self._named_optimizer_state()
         self._pending_opt = None
         params = [p for _, p in named]
-        self.optimizer = torch.optim.AdamW(params, lr=self.config.lr,
+        self.optimizer = torch.optim.AdamW(params, lr=self.experience_lr(),
                                            weight_decay=self.config.weight_decay,
                                            fused=_fused_ok(params) or None)
         self._opt_names = [n for n, _ in named]

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+TOKEN_ROWS = ("train", "freeze_after_first")
+
+
 @dataclass
 class StrategyConfig:
     """Shared settings: AdamW, epochs/batch per experience, LoRA shape (r=8, alpha=16 on the
@@ -27,7 +30,9 @@ class StrategyConfig:
                                                           "(0 = no cap)"})
     grad_clip: float = field(default=1.0, metadata={"help": "max grad norm (0 = off)"})
     reset_optimizer: bool = field(default=True, metadata={
-        "help": "fresh AdamW state at every experience (else state carries over by parameter name)"})
+        "help": "protocol rule, the same for every method: fresh AdamW state at every experience "
+                "(as the reference codebases, which start a new trainer per task); false carries "
+                "the state over by parameter name"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
@@ -37,6 +42,10 @@ class StrategyConfig:
     train_motion_tokens: bool = field(default=True, metadata={
         "help": "train the embedding + lm_head rows of <motion_k>/<som>/<eom> "
                 "(peft trainable_token_indices, one copy per adapter)"})
+    token_rows: str = field(default="train", metadata={
+        "help": "protocol rule for the motion-token rows: 'train' (the copy in use trains on every "
+                "scenario) or 'freeze_after_first' (trained on the first scenario only, frozen "
+                "after: nothing shared changes later); see docs/CONTRACTS.md 'Protocol rules'"})
 
     def __post_init__(self):
         if isinstance(self.target_modules, (list, str)):
@@ -47,7 +56,8 @@ class StrategyConfig:
                   (self.max_steps >= 0, "max_steps must be >= 0"), (self.grad_clip >= 0, "grad_clip must be >= 0"),
                   (self.lora_r >= 1, "lora_r must be >= 1"), (self.lora_alpha > 0, "lora_alpha must be > 0"),
                   (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
-                  (len(self.target_modules) > 0, "target_modules must not be empty")]
+                  (len(self.target_modules) > 0, "target_modules must not be empty"),
+                  (self.token_rows in TOKEN_ROWS, f"token_rows must be one of {TOKEN_ROWS}")]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"{type(self).__name__}: {msg}")

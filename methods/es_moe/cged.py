@@ -12,7 +12,12 @@ implemented with two attentions over the LM's input token embeddings X (B, T, d)
   in a small width a; W maps 2a -> d, so the block costs O(d a) parameters, not O(d^2));
 * an emotion classifier (FC + ReLU layers, softmax in the cross-entropy) on the masked mean of h;
 * :meth:`CGED.inject`: tanh(alpha) * h on the prompt tokens (alpha starts at 0), what the
-  strategy adds to the LM's input embeddings.
+  strategy adds to the LM's input embeddings; with ``scale`` h is first brought to that
+  per-token RMS (the embedding's own), so the injection is at most the size of X.
+* :func:`rms_normalize`: X / RMS(X) per token (a weightless RMSNorm, the backbone's own input
+  normalisation), what the strategy feeds CGED and fits the dictionary on by default: raw
+  embeddings of std ~0.02 would be swamped by the biases of CGED's maps, making h nearly the
+  same for every prompt.
 
 The dictionary is a buffer (not trained by gradient).  :meth:`CGED.fit_dictionary` fits it with
 scikit-learn ``KMeans``: the first call on the features alone; later calls refit K centres on
@@ -29,6 +34,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.io import DataError
+
+
+def rms(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(..., d) -> (..., 1) root mean square over the last axis."""
+    return x.float().pow(2).mean(-1, keepdim=True).add(eps).sqrt()
+
+
+def rms_normalize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / RMS(x) over the last axis (RMSNorm without a weight)."""
+    return x.float() / rms(x, eps)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -143,9 +158,13 @@ class CGED(nn.Module):
         y = self.ffn_out(F.silu(self.ffn_in(s)))                        # [FFN1(s_x); FFN2(s_m)]
         return self.out(y.transpose(0, 1).reshape(b, t, 2 * a))
 
-    def inject(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def inject(self, h: torch.Tensor, mask: torch.Tensor,
+               scale: torch.Tensor | None = None) -> torch.Tensor:
         """What is added to the prompt embeddings: tanh(a) * h on prompt tokens (B, T, d);
-        a starts at 0 so the LM first sees its own input unchanged."""
+        a starts at 0 so the LM first sees its own input unchanged.  ``scale`` (B, T, 1): h
+        is normalised to that RMS per token first (``||injection|| <= |tanh a| ||X||``)."""
+        if scale is not None:
+            h = rms_normalize(h) * scale.to(torch.float32)
         return torch.tanh(self.inject_gate) * h * mask.to(h.dtype).unsqueeze(-1)
 
     def emotion_logits(self, h_pooled: torch.Tensor) -> torch.Tensor:

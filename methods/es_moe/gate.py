@@ -1,13 +1,18 @@
 """Scenario-adapted gate of ES-MoE (Eq. 4): a down/up projection maps the pooled
 emotion-highlighted input h to a query; expert j's weight is softmax_j(query . K_j) over the
-experts trained so far.  Keys are rows of one orthogonally initialised (max_experts, d_key)
+experts trained so far.  The projection is SAPT's ``trans_input`` (which the paper cites for it):
+bias-free Linear d -> d_down, bias-free Linear d_down -> d_key, SiLU, LayerNorm: no bias can
+swamp a small input (embeddings of std 0.02 otherwise give nearly the same routing for every
+prompt) and the query has a fixed size whatever the scale of h.  ``norm=False`` is the earlier
+Linear-SiLU-Linear with biases.  Keys are rows of one orthogonally initialised (max_experts, d_key)
 matrix, kept as one ``Parameter`` per expert so that only the current expert's key trains.
 
 During training, earlier experts are dropped from the weighting at random (each independently,
 per sample) with probability ``p = p0 * (1 - progress)``, progress in [0, 1] within the
 experience: early steps force the new expert to learn alone, later steps let the gate use old
-experts.  The current expert is never masked.  Among the remaining experts the top-k by score
-are kept and renormalised with a softmax (:func:`benchmark.strategy.experts.topk_softmax`).
+experts.  The current expert is never masked, and while it trains it is always among the
+top-k (``force``), so it gets gradient on every sample.  Among the remaining experts the top-k
+by score are kept and renormalised with a softmax (:func:`benchmark.strategy.experts.topk_softmax`).
 """
 from __future__ import annotations
 
@@ -29,21 +34,26 @@ class ExpertGate(nn.Module):
     that the keys can be mutually orthogonal).
     """
 
-    def __init__(self, d_model: int, d_key: int = 64, d_down: int = 32, max_experts: int = 8):
+    def __init__(self, d_model: int, d_key: int = 64, d_down: int = 32, max_experts: int = 8,
+                 norm: bool = True):
         super().__init__()
         if d_key < max_experts:
             raise ValueError(f"d_key ({d_key}) must be >= max_experts ({max_experts}) for "
                              "orthogonal keys")
-        self.down = nn.Linear(d_model, d_down)
+        self.norm = bool(norm)
+        self.down = nn.Linear(d_model, d_down, bias=not norm)
         self.act = nn.SiLU()
-        self.up = nn.Linear(d_down, d_key)
+        self.up = nn.Linear(d_down, d_key, bias=not norm)
+        self.ln = nn.LayerNorm(d_key) if norm else nn.Identity()
         keys = torch.empty(max_experts, d_key)
         nn.init.orthogonal_(keys)                          # orthonormal rows
         self.keys = nn.ParameterList([nn.Parameter(k.clone()) for k in keys])
         self.max_experts = max_experts
 
     def query(self, h_pooled: torch.Tensor) -> torch.Tensor:
-        """(B, d) -> (B, d_key)."""
+        """(B, d) -> (B, d_key): LN(SiLU(up(down(h)))) (SAPT's order), or up(SiLU(down(h)))."""
+        if self.norm:
+            return self.ln(self.act(self.up(self.down(h_pooled.float()))))
         return self.up(self.act(self.down(h_pooled.float())))
 
     def scores(self, h_pooled: torch.Tensor, n_experts: int) -> torch.Tensor:
@@ -62,6 +72,25 @@ class ExpertGate(nn.Module):
         return keep
 
     def forward(self, h_pooled: torch.Tensor, n_experts: int, top_k: int | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, d) -> gate weights (B, n_experts): softmax over the allowed top-k, 0 elsewhere."""
-        return topk_softmax(self.scores(h_pooled, n_experts), k=top_k, mask=mask)
+                mask: torch.Tensor | None = None, force: int | None = None) -> torch.Tensor:
+        """(B, d) -> gate weights (B, n_experts): softmax over the allowed top-k, 0 elsewhere.
+        ``force``: index of an expert that is always among the k (the one being trained)."""
+        return forced_topk_softmax(self.scores(h_pooled, n_experts), top_k, mask, force)
+
+
+def forced_topk_softmax(scores: torch.Tensor, k: int | None = None,
+                        mask: torch.Tensor | None = None, force: int | None = None) -> torch.Tensor:
+    """:func:`topk_softmax`, except that expert ``force`` always takes one of the k places
+    (the other k-1 go to the best remaining scores); the weights are the softmax of the real
+    scores over the selected experts."""
+    if force is None or k is None or k >= scores.shape[-1]:
+        return topk_softmax(scores, k=k, mask=mask)
+    rank = scores.detach().clone()
+    if mask is not None:
+        rank = rank.masked_fill(~mask.bool(), float("-inf"))
+    rank[..., force] = float("inf")
+    keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, rank.topk(k, dim=-1).indices, True)
+    if mask is not None:
+        keep &= mask.bool()
+    keep[..., force] = True
+    return torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=-1)

@@ -22,7 +22,7 @@ import torch
 from benchmark.io import DataError
 from benchmark.strategy import ExpertBank, MotionLMStrategy, lora, register_strategy
 from benchmark.strategy.config import StrategyConfig
-from methods.es_moe.cged import CGED, masked_mean
+from methods.es_moe.cged import CGED, masked_mean, rms, rms_normalize
 from methods.es_moe.gate import ExpertGate, mask_probability
 
 
@@ -48,12 +48,30 @@ class ESMoEConfig(StrategyConfig):
     mask_p0: float = field(default=0.5, metadata={
         "help": "masking prob. of a trained expert at the start of an experience; "
                 "p = p0 * (1 - progress)"})
+    gate_norm: bool = field(default=True, metadata={
+        "help": "gate query = SAPT's bias-free down/up projection + SiLU + LayerNorm (False: the "
+                "earlier Linear-SiLU-Linear with biases, routing nearly prompt-independent)"})
+    force_current: bool = field(default=True, metadata={
+        "help": "the expert being trained is always among the top-k (so it always gets gradient)"})
+    dict_refit: bool = field(default=False, metadata={
+        "help": "refit the K-means dictionary at every experience (default: K-means initialises "
+                "it once, on the first experience, as the paper says)"})
+    cged_input_norm: bool = field(default=True, metadata={
+        "help": "CGED (and the dictionary) read X / RMS(X) per token instead of the raw "
+                "embeddings (std ~0.02, swamped by the maps' biases)"})
+    inject_norm: bool = field(default=True, metadata={
+        "help": "h is brought to the embedding's per-token RMS before tanh(a) * h is added "
+                "(False: raw h, ~4-5x the embedding RMS)"})
+    diag_prompts: int = field(default=32, metadata={
+        "help": "prompts per experience kept for the per-experience diagnostics only (gate "
+                "entropy, usage per subset...; never trained on; 0 = no diagnostics)"})
 
     def __post_init__(self):
         super().__post_init__()
         checks = [(self.lambda_emo >= 0, "lambda_emo must be >= 0"),
                   (0 <= self.mask_p0 <= 1, "mask_p0 must be in [0, 1]"),
                   (self.top_k >= 0, "top_k must be >= 0"),
+                  (self.diag_prompts >= 0, "diag_prompts must be >= 0"),
                   (self.d_key >= self.max_experts, "d_key must be >= max_experts"),
                   (min(self.n_emotions, self.n_dict, self.d_attn, self.d_ffn, self.emo_hidden,
                        self.max_experts, self.d_down) >= 1, "sizes must be >= 1")]
@@ -76,9 +94,13 @@ class ESMoE(MotionLMStrategy):
                 self.method_modules["cged"] = CGED(d, c.d_attn, c.n_dict, c.d_ffn, c.n_emotions,
                                                    c.emo_hidden, seed=self.seed)
             if c.samoe:
-                self.method_modules["gate"] = ExpertGate(d, c.d_key, c.d_down, c.max_experts)
+                self.method_modules["gate"] = ExpertGate(d, c.d_key, c.d_down, c.max_experts,
+                                                         norm=c.gate_norm)
         self._mask_gen = torch.Generator().manual_seed(self.seed)
         self._emo_loss: torch.Tensor | None = None
+        self.diag_items: list[dict] = []     # per experience: {"subset", "texts", "emotions"}
+        self.diagnostics: list[dict] = []    # per experience: see :meth:`diagnose`
+        self.last_weights: torch.Tensor | None = None   # gate weights of the last training step
 
     # ------------------------------------------------------------------ experts
     @property
@@ -97,18 +119,79 @@ class ESMoE(MotionLMStrategy):
                 key.requires_grad_(j == i)                      # only the new key trains
         elif "shared" not in self.motion_lm.adapters:
             self.add_lora("shared")
-        if c.cged:
+        if c.cged and (c.dict_refit or not self.method_modules["cged"].fitted):
             self.method_modules["cged"].fit_dictionary(self.prompt_features(experience))
 
     def after_experience(self, experience) -> None:
         if self.config.samoe:
             lora.freeze_adapter(self.motion_lm, self.experts[-1])
             self.method_modules["gate"].keys[len(self.experts) - 1].requires_grad_(False)
+        if self.config.diag_prompts:
+            self._keep_diag_items(experience)
+            self.diagnostics.append(self.diagnose())
+            if self.history:         # flat columns of this experience's last train_log row
+                self.history[-1].update(_flat_diagnostics(self.diagnostics[-1]))
+
+    # ------------------------------------------------------------------ diagnostics
+    def _keep_diag_items(self, experience) -> None:
+        data = experience.dataset
+        n = len(data)
+        idx = np.random.default_rng(self.seed * 7919 + self.exp_counter).permutation(n)
+        idx = idx[: self.config.diag_prompts]
+        items = [data[int(i)] for i in idx]
+        self.diag_items.append({"subset": str(getattr(experience, "subset_name", self.exp_counter)),
+                                "texts": [it["text"] for it in items],
+                                "emotions": [int(it.get("emotion", -1)) for it in items]})
+
+    @torch.no_grad()
+    def diagnose(self) -> dict:
+        """Per-experience diagnostics on the kept prompts of every subset seen so far (eval
+        mode, no masking): gate entropy (nats) and the fraction of prompts whose top expert
+        is the current one (on the current subset), the mean gate weight of every expert on
+        every subset, tanh(alpha), ||injection|| / ||X|| and ||h|| / ||X|| on the prompt
+        tokens, and the emotion head's accuracy on the current subset's kept prompts."""
+        c = self.config
+        was = self.model.training
+        self.model.eval()
+        self.method_modules.eval()
+        out: dict = {"experience": self.exp_counter + 1, "usage": {}}
+        try:
+            for j, d in enumerate(self.diag_items):
+                b = self.motion_lm.generation_inputs(d["texts"])
+                ids, am = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
+                x, pooled, h = self.encode(ids, am)
+                current = j == len(self.diag_items) - 1
+                if c.samoe:
+                    w = self.gate_weights(pooled, train=False)
+                    out["usage"][d["subset"]] = w.mean(0).tolist()
+                    if current:
+                        ent = -(w * w.clamp_min(1e-12).log()).sum(-1)
+                        out["gate_entropy"] = float(ent.mean())
+                        out["route_current"] = float((w.argmax(-1) == w.shape[1] - 1).float().mean())
+                if current and h is not None:
+                    cged = self.method_modules["cged"]
+                    mask = self.prompt_mask(ids, am)
+                    raw = self.model.get_input_embeddings()(ids).float()
+                    m = mask[..., None].float()
+                    xn = (raw * m).norm()
+                    out["tanh_alpha"] = float(torch.tanh(cged.inject_gate))
+                    span = h.shape[1]
+                    out["h_over_x"] = float((h * m[:, :span]).norm() / xn)
+                    out["inject_over_x"] = float(((x.float() - raw) * m).norm() / xn)
+                    emo = torch.tensor(d["emotions"], device=pooled.device)
+                    if (emo >= 0).all():
+                        pred = cged.emotion_logits(pooled).argmax(-1)
+                        out["emo_acc"] = float((pred == emo).float().mean())
+        finally:
+            self.model.train(was)
+            self.method_modules.train(was)
+        return out
 
     # ------------------------------------------------------------------ CGED inputs
     @torch.no_grad()
     def prompt_features(self, experience, chunk: int = 256) -> np.ndarray:
-        """(N, d) mean-pooled frozen token embeddings of the experience's training prompts."""
+        """(N, d) mean-pooled frozen token embeddings of the experience's training prompts
+        (each token RMS-normalised first with ``cged_input_norm``: CGED's input space)."""
         texts = [item["text"] for item in experience.dataset]
         emb = self.model.get_input_embeddings()
         dev = emb.weight.device
@@ -116,7 +199,9 @@ class ESMoE(MotionLMStrategy):
         for s in range(0, len(texts), chunk):
             batch = self.motion_lm.generation_inputs(texts[s: s + chunk])
             ids, am = batch["input_ids"].to(dev), batch["attention_mask"].to(dev)
-            out.append(masked_mean(emb(ids).float(), self.prompt_mask(ids, am)).cpu())
+            x = emb(ids).float()
+            x = rms_normalize(x) if self.config.cged_input_norm else x
+            out.append(masked_mean(x, self.prompt_mask(ids, am)).cpu())
         return torch.cat(out).numpy()
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
@@ -129,9 +214,10 @@ class ESMoE(MotionLMStrategy):
             return x, masked_mean(x.float(), mask), None
         span = int(mask.any(0).nonzero().max()) + 1 if mask.any() else 1  # prompt columns
         xs, ms = x[:, :span], mask[:, :span]
-        h = cged(xs, ms)
+        h = cged(rms_normalize(xs) if self.config.cged_input_norm else xs, ms)
         if self.config.inject_h:
-            x = torch.cat([xs + cged.inject(h, ms).to(x.dtype), x[:, span:]], 1)
+            scale = rms(xs) if self.config.inject_norm else None
+            x = torch.cat([xs + cged.inject(h, ms, scale).to(x.dtype), x[:, span:]], 1)
         return x, masked_mean(h, ms), h
 
     def gate_weights(self, pooled: torch.Tensor, train: bool) -> torch.Tensor:
@@ -142,7 +228,11 @@ class ESMoE(MotionLMStrategy):
             p = mask_probability(c.mask_p0, self._progress())
             mask = self.method_modules["gate"].random_mask(len(pooled), n, p, self._mask_gen)
             mask = mask.to(pooled.device)
-        return self.method_modules["gate"](pooled, n, top_k=c.top_k or None, mask=mask)
+        force = n - 1 if train and c.force_current else None
+        w = self.method_modules["gate"](pooled, n, top_k=c.top_k or None, mask=mask, force=force)
+        if train:
+            self.last_weights = w.detach()
+        return w
 
     def _progress(self) -> float:
         total = len(self.dataloader) * self.config.epochs
@@ -190,10 +280,13 @@ class ESMoE(MotionLMStrategy):
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         return {"method_modules": self.method_modules.state_dict(), "experts": self.experts,
-                "mask_rng": self._mask_gen.get_state()}
+                "mask_rng": self._mask_gen.get_state(), "diag_items": list(self.diag_items),
+                "diagnostics": list(self.diagnostics)}
 
     def load_state_dict(self, state: dict) -> None:
         self.method_modules.load_state_dict(state["method_modules"])
+        self.diag_items = list(state.get("diag_items", []))
+        self.diagnostics = list(state.get("diagnostics", []))
         if "mask_rng" in state:
             self._mask_gen.set_state(state["mask_rng"])
         names = list(state.get("experts", []))
@@ -206,6 +299,15 @@ class ESMoE(MotionLMStrategy):
         key = self.method_modules["gate"].keys[0] if self.config.samoe else None
         key_b = key.numel() * key.element_size() if key is not None else 0
         return {**lora.adapter_bytes_split(self.motion_lm, name), "key_bytes": key_b}
+
+
+def _flat_diagnostics(d: dict) -> dict:
+    """Diagnostics as flat numeric columns for train_log.csv (``diag_usage_s<j>_e<k>``:
+    mean weight of expert k on the j-th subset of the order, both 1-based)."""
+    flat = {f"diag_{k}": v for k, v in d.items() if k not in ("usage", "experience")}
+    for j, w in enumerate(d.get("usage", {}).values()):
+        flat.update({f"diag_usage_s{j + 1}_e{k + 1}": float(v) for k, v in enumerate(w)})
+    return flat
 
 
 class _RoutedLM(torch.nn.Module):
