@@ -5,9 +5,16 @@ The backbone is frozen (no LoRA).  Each scenario gets a new soft prompt of
 ``prompt_length`` virtual tokens (learned input embeddings); the prompts of earlier scenarios
 are frozen and kept, and the model reads ``[P_1; ...; P_{k-1}; P_k; x]`` (all prompts so far,
 then the token embeddings of the instruction/text/motion sequence) both in training and at
-generation (no task id needed).  The paper writes the new prompt first; we put it last, so
-with a causal LM the hidden states of the earlier prompts are exactly those of earlier
-scenarios (old prompts stay bit-identical either way).
+generation (no task id needed).  The newest prompt goes first, ``[P_k; ...; P_1; x]``, as in
+the reference code (arazd/ProgressivePrompts, ``T5_codebase/t5_continual.py``:
+``previous_prompts = concat([new_prompt, previous_prompts])``); ``prompt_order=newest_last``
+puts it last instead, so that in a causal LM the earlier prompts' hidden states stay exactly
+those of earlier scenarios (old prompts stay bit-identical either way).
+
+Residual MLP reparameterisation (the reference's ``ResMLP``, ``MLP1``): while scenario k
+trains, its prompt is ``P_k = MLP(raw_k) + raw_k`` with ``MLP = Linear(d, bottleneck) Tanh
+Linear(bottleneck, d)`` (a fresh MLP per scenario, trained with the shared lr); after the
+scenario the reparameterised prompt is stored and the MLP dropped, as in the reference.
 
 Motion vocabulary (fair to the LoRA methods): the ``<motion_k>/<som>/<eom>`` rows of the input
 embedding and of the lm_head are trained (``train_motion_tokens``), held here in one copy that
@@ -17,10 +24,11 @@ backbone weights are never touched.
 
 Hyperparameters: ``prompt_length`` = 10 tokens per scenario (the paper's T5 setting; 10-50 in
 its ablations); prompts initialised from embeddings of random text-vocabulary tokens (Lester
-et al., 2021).  Prompt tuning needs a much larger step than LoRA (the paper uses lr 0.3 for
-T5): the prompt is stored as ``raw * prompt_lr_mult`` so that AdamW with the shared ``lr``
-(2e-4) moves it like lr 1e-2 (``prompt_lr_mult`` = 50).  The paper's optional residual MLP
-reparameterisation (used for BERT) is not implemented.
+et al., 2021).  Prompt step: the prompt is stored as ``raw * mult`` with mult chosen so that one
+AdamW step moves it by about ``prompt_step`` (0.05) x the std of the embedding matrix
+(0.02 x 0.05 = 1e-3 on the tiny backbone, whatever the shared lr): the reference's lr 0.3 on
+T5, whose embeddings are O(10), is a step of a few percent of the embedding scale too.  (The
+earlier fixed multiplier of 50 gave a step of 0.1 at lr 2e-3, five times the embeddings' scale.)
 Memory per scenario: ``prompt_length x d_model`` floats (10 x 4096 x 4 B = 160 kB for
 LLaMA-2-7B); the input grows by ``prompt_length`` tokens per scenario.
 """
@@ -41,8 +49,15 @@ from benchmark.strategy.config import StrategyConfig
 @dataclass
 class ProgPromptConfig(StrategyConfig):
     prompt_length: int = field(default=10, metadata={"help": "virtual tokens per scenario"})
-    prompt_lr_mult: float = field(default=50.0, metadata={
-        "help": "prompt step size = lr * this (the prompt is stored as raw * mult)"})
+    prompt_step: float = field(default=0.05, metadata={
+        "help": "AdamW step of the prompt relative to the std of the embedding matrix (the "
+                "prompt is stored as raw * mult, mult = prompt_step * std / lr)"})
+    prompt_order: str = field(default="newest_first", metadata={
+        "help": "'newest_first' [P_k; ...; P_1; x] (reference) or 'newest_last' [P_1; ...; P_k; x]"})
+    residual_mlp: bool = field(default=True, metadata={
+        "help": "reparameterise the training prompt as MLP(P) + P (reference ResMLP, MLP1)"})
+    mlp_bottleneck: int = field(default=800, metadata={
+        "help": "bottleneck of the residual MLP (reference T5 default 800)"})
     prompt_init: str = field(default="vocab", metadata={
         "help": "'vocab': embeddings of random text tokens; 'random': N(0, std of the embeddings)"})
     max_prompts: int = field(default=16, metadata={"help": "scenarios (prompts) at most"})
@@ -50,7 +65,10 @@ class ProgPromptConfig(StrategyConfig):
     def __post_init__(self):
         super().__post_init__()
         checks = [(self.prompt_length >= 1, "prompt_length must be >= 1"),
-                  (self.prompt_lr_mult > 0, "prompt_lr_mult must be > 0"),
+                  (self.prompt_step > 0, "prompt_step must be > 0"),
+                  (self.prompt_order in ("newest_first", "newest_last"),
+                   "prompt_order must be 'newest_first' or 'newest_last'"),
+                  (self.mlp_bottleneck >= 1, "mlp_bottleneck must be >= 1"),
                   (self.prompt_init in ("vocab", "random"), "prompt_init must be 'vocab' or 'random'"),
                   (self.max_prompts >= 1, "max_prompts must be >= 1")]
         for ok, msg in checks:
@@ -58,13 +76,34 @@ class ProgPromptConfig(StrategyConfig):
                 raise ValueError(f"{type(self).__name__}: {msg}")
 
 
-class ProgressivePrompts(nn.Module):
-    """One (n, d) soft prompt per scenario; :meth:`forward` returns them concatenated, oldest
-    first, as (B, n * k, d).  Stored as ``raw`` and scaled by ``mult`` on use."""
+class ResMLP(nn.Module):
+    """The reference's prompt reparameterisation: ``MLP(p) + p``, MLP = Linear Tanh Linear."""
 
-    def __init__(self, length: int, dim: int, mult: float = 1.0):
+    def __init__(self, dim: int, bottleneck: int):
+        super().__init__()
+        self.module = nn.Sequential(nn.Linear(dim, bottleneck), nn.Tanh(), nn.Linear(bottleneck, dim))
+
+    def reset(self, generator: torch.Generator) -> None:
+        """Fresh nn.Linear-style init from ``generator`` (one new MLP per scenario)."""
+        with torch.no_grad():
+            for lin in (self.module[0], self.module[2]):
+                bound = 1.0 / lin.in_features ** 0.5
+                for t in (lin.weight, lin.bias):
+                    t.copy_(torch.rand(t.shape, generator=generator) * 2 * bound - bound)
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return self.module(p) + p
+
+
+class ProgressivePrompts(nn.Module):
+    """One (n, d) soft prompt per scenario; :meth:`forward` returns them concatenated (newest
+    first unless ``newest_first=False``) as (B, n * k, d).  Stored as ``raw`` and scaled by
+    ``mult`` on use; ``transform`` (the residual MLP) is applied to the newest one."""
+
+    def __init__(self, length: int, dim: int, mult: float = 1.0, newest_first: bool = True):
         super().__init__()
         self.length, self.dim, self.mult = int(length), int(dim), float(mult)
+        self.newest_first = bool(newest_first)
         self.raw = nn.ParameterList()
 
     def __len__(self) -> int:
@@ -85,10 +124,15 @@ class ProgressivePrompts(nn.Module):
     def prompt(self, index: int) -> torch.Tensor:
         return self.raw[index] * self.mult
 
-    def forward(self, batch: int) -> torch.Tensor:
+    def forward(self, batch: int, transform=None) -> torch.Tensor:
         if not len(self.raw):
             raise RuntimeError("no prompt yet: train on a scenario first")
-        return torch.cat([p for p in self.raw], 0).mul(self.mult).unsqueeze(0).expand(batch, -1, -1)
+        blocks = [p * self.mult for p in self.raw]
+        if transform is not None:
+            blocks[-1] = transform(blocks[-1])
+        if self.newest_first:
+            blocks = blocks[::-1]
+        return torch.cat(blocks, 0).unsqueeze(0).expand(batch, -1, -1)
 
 
 class MotionRows(nn.Module):
@@ -138,8 +182,14 @@ class ProgPrompt(MotionLMStrategy):
         if lm.adapters:
             raise DataError(None, "Prog-Prompt needs a backbone without LoRA adapters",
                             "build the strategy on a freshly loaded MotionLM")
-        dim = lm.model.get_input_embeddings().weight.shape[1]
-        self.method_modules["prompts"] = ProgressivePrompts(c.prompt_length, dim, c.prompt_lr_mult)
+        weight = lm.model.get_input_embeddings().weight
+        dim = weight.shape[1]
+        self.prompt_mult = c.prompt_step * float(weight.detach().float().std()) / c.lr
+        self.method_modules["prompts"] = ProgressivePrompts(
+            c.prompt_length, dim, self.prompt_mult, newest_first=c.prompt_order == "newest_first")
+        if c.residual_mlp:
+            self.method_modules["mlp"] = ResMLP(dim, c.mlp_bottleneck)
+        self._mlp_on = False          # True while a scenario's prompt trains through the MLP
         self.method_modules["rows"] = MotionRows(lm.model, lm.motion_offset, lm.n_codes + 2)
         self.method_modules["rows"].requires_grad_(c.train_motion_tokens)
         self._gen = torch.Generator().manual_seed(self.seed)
@@ -162,14 +212,32 @@ class ProgPrompt(MotionLMStrategy):
                             f"{self.config.max_prompts} prompts", "raise --set max_prompts=N")
         self.model.requires_grad_(False)                       # the backbone never trains
         self.prompts.add(self._init_prompt())
+        if self.config.residual_mlp:
+            self.method_modules["mlp"].reset(self._gen)
+            self.method_modules["mlp"].requires_grad_(True)
+            self._mlp_on = True
         self.method_modules.to(self.device)
+
+    def after_experience(self, experience) -> None:
+        """Store the reparameterised prompt MLP(P) + P and drop the MLP (reference)."""
+        if self.config.residual_mlp and self._mlp_on:
+            raw = self.prompts.raw[-1]
+            with torch.no_grad():
+                raw.copy_(self.method_modules["mlp"](raw * self.prompts.mult) / self.prompts.mult)
+            raw.requires_grad_(False)
+            self.method_modules["mlp"].requires_grad_(False)
+            self._mlp_on = False
+
+    def freeze_token_rows(self) -> None:
+        self.method_modules["rows"].requires_grad_(False)
 
     # ------------------------------------------------------------------ inputs
     def prepend(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor | None = None):
         """(B, L) ids -> inputs_embeds (B, P + L, d), mask (B, P + L), labels (-100 on prompts)."""
         x = self.model.get_input_embeddings()(input_ids)
-        p = self.prompts(len(input_ids)).to(x.device, x.dtype)
+        mlp = self.method_modules["mlp"] if self._mlp_on else None
+        p = self.prompts(len(input_ids), transform=mlp).to(x.device, x.dtype)
         ones = attention_mask.new_ones(len(input_ids), p.shape[1])
         out = [torch.cat([p, x], 1), torch.cat([ones, attention_mask], 1)]
         if labels is not None:

@@ -123,6 +123,57 @@ def test_prog_prompt_checkpoint_round_trip(prog, tiny_backbone_dir):
         np.testing.assert_array_equal(a, b)
 
 
+def test_prog_prompt_newest_prompt_first_as_the_reference(prog):
+    s, _, _ = prog
+    ids = torch.ones(1, 2, dtype=torch.long)
+    with torch.no_grad():
+        x, _ = s.prepend(ids, torch.ones_like(ids))
+        n = s.config.prompt_length
+        blocks = [x[0, i * n:(i + 1) * n] for i in range(3)]
+        for b, k in zip(blocks, (2, 1, 0)):                # [P_3; P_2; P_1; text]
+            assert torch.equal(b, s.prompts.prompt(k)), k
+        s.prompts.newest_first = False
+        try:
+            x2, _ = s.prepend(ids, torch.ones_like(ids))
+        finally:
+            s.prompts.newest_first = True
+        assert torch.equal(x2[0, :n], s.prompts.prompt(0))
+
+
+def test_prog_prompt_residual_mlp_reparameterises_and_is_stored(tiny_backbone_dir):
+    from baselines.prog_prompt import ProgPrompt, ProgPromptConfig
+
+    scenario = fake_scenario(n_tasks=1, n_train=8, n_test=2, n_codes=N_CODES)
+    s = ProgPrompt(motion_lm=_motion_lm(tiny_backbone_dir),
+                   config=ProgPromptConfig(batch_size=4, max_steps=1, prompt_length=3), seed=0)
+    s.before_experience(scenario.train_stream[0])
+    with torch.no_grad():
+        trained = s.prompts(1, transform=s.method_modules["mlp"])[0].clone()
+        raw = s.prompts.prompt(0).clone()
+    assert not torch.allclose(trained, raw)                 # MLP(P) + P, not P
+    s.after_experience(scenario.train_stream[0])
+    assert torch.allclose(s.prompts.prompt(0), trained, atol=1e-6)   # what trained is stored
+    assert not any(p.requires_grad for p in s.method_modules["mlp"].parameters())
+
+
+def test_prog_prompt_step_is_a_fraction_of_the_embedding_scale(tiny_backbone_dir):
+    """One AdamW step moves the prompt by about prompt_step x std(embeddings), not by a
+    multiple of it (the old fixed multiplier of 50 moved it by lr * 50 = 5x the scale)."""
+    from baselines.prog_prompt import ProgPrompt, ProgPromptConfig
+
+    scenario = fake_scenario(n_tasks=1, n_train=8, n_test=2, n_codes=N_CODES)
+    s = ProgPrompt(motion_lm=_motion_lm(tiny_backbone_dir),
+                   config=ProgPromptConfig(batch_size=4, max_steps=1, prompt_length=3, lr=2e-3,
+                                           residual_mlp=False), seed=0)
+    std = float(s.model.get_input_embeddings().weight.float().std())
+    before = []
+    s.before_experience = (lambda f: lambda e: (f(e), before.append(s.prompts.prompt(0).detach().clone())))(
+        s.before_experience)
+    s.train(scenario.train_stream[0])
+    step = (s.prompts.prompt(0) - before[0]).abs().max().item()
+    assert 0.2 * 0.05 * std < step < 2 * 0.05 * std, (step, std)
+
+
 def test_prog_prompt_bad_config():
     from benchmark.io import DataError
     from benchmark.strategy.registry import make_config
