@@ -26,6 +26,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("methods",): ("benchmark.strategy.commands:methods", "list the registered strategies"),
     ("run",): ("benchmark.runner:run_command", "train one strategy through all experiences and evaluate"),
     ("sweep",): ("benchmark.sweep:sweep", "methods x settings x orders x seeds, resumable"),
+    ("status",): ("benchmark.sweep_status:status", "finished / running / failed / pending runs of a sweep"),
     ("leaderboard",): ("leaderboard.commands:leaderboard", "tables (CSV + LaTeX) and figures from run folders"),
     ("compare",): ("leaderboard.commands:compare", "statistics across scenario orders and methods"),
     ("bench",): ("benchmark.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),

@@ -3,20 +3,39 @@
 Resumable: a run folder with ``result.json`` is skipped, one with a checkpoint resumes from its
 last finished experience.  The shared stages (corpus, split manifests, tokenizer, evaluator,
 backbone) are built once before any run starts and reused by content hash (``benchmark.stages``),
-so parallel workers never race to train the same tokenizer.  ``--jobs N`` runs N runs at once
-through joblib's process executor; ``--executor ray`` sends the same runs to a Ray cluster
-(``pip install l2emg-bench[ray]``).
+so parallel workers never race to train the same tokenizer.
+
+Executors (one progress bar across the sweep for all of them):
+
+* ``local``: ``--jobs N`` runs at once on this machine through joblib's process executor;
+* ``ray``: one Ray task per run with declared resources (``--cpus-per-run``, ``--gpus-per-run``)
+  on a local or remote Ray cluster (``--address auto|HOST:PORT``); a task whose worker dies is
+  retried (``--max-retries``) and resumes from the run's last checkpoint;
+* ``slurm``: one submitit job per run (``--partition``, ``--time``); a preempted or timed-out
+  job is requeued (submitit's checkpoint protocol) and resumes from the run's last checkpoint.
+
+Ray and Slurm workers read the stages from ``--cache`` and write run folders under ``--out``
+by the same absolute paths as the driver: both must lie on a filesystem every node shares.
+
+The sweep records its plan in ``OUT/sweep.json`` and a run that failed for good in
+``RUN/failed.json``; a worker marks the run it is working on with ``RUN/running.json`` and
+appends each (re)start to ``RUN/attempts.jsonl``.
+``l2emg status OUT`` reads these (see :mod:`benchmark.sweep_status`).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-from benchmark.io import DataError
+from benchmark.io import DataError, atomic_write_json
 
 # the systems of the paper's Table 2, in its row order
 PAPER_METHODS: tuple[str, ...] = (
@@ -24,6 +43,14 @@ PAPER_METHODS: tuple[str, ...] = (
     "es_moe", "es_moe_no_cged", "es_moe_no_samoe", "es_moe_no_emo_loss",
 )
 SETTINGS: tuple[str, ...] = ("unseen", "mixed")
+EXECUTORS: tuple[str, ...] = ("local", "ray", "slurm")
+PLAN_FILE = "sweep.json"
+FAILED_FILE = "failed.json"
+RUNNING_FILE = "running.json"
+ATTEMPTS_FILE = "attempts.jsonl"
+# test-only hook: "LABEL|N|MARKER" makes the worker of run LABEL stop after N experiences and
+# kill its own process once (MARKER is created first, so the retry runs normally)
+DIE_ONCE_ENV = "L2EMG_TEST_DIE_ONCE"
 
 
 @dataclass(frozen=True)
@@ -40,7 +67,6 @@ class RunSpec:
     def label(self) -> str:
         return f"{self.method}/{self.setting}/order{self.order}/seed{self.seed}"
 
-
 @dataclass
 class SweepConfig:
     """What to sweep and how.  ``run_options`` are passed to every run (preset, data paths,
@@ -54,6 +80,14 @@ class SweepConfig:
     jobs: int = 1
     executor: str = "local"
     run_options: dict = field(default_factory=dict)
+    address: str | None = None           # ray: None = start a local runtime, "auto", HOST:PORT
+    cpus_per_run: int = 0                # 0 = cores // jobs (local), 1 (ray / slurm)
+    gpus_per_run: float = 0.0
+    max_retries: int = 2                 # ray: retries after a worker death; slurm: requeues
+    partition: str | None = None         # slurm
+    time_min: int = 240                  # slurm job time limit (minutes)
+    slurm_cluster: str | None = None     # submitit cluster: None = auto (slurm), "local" (tests)
+    poll_s: float = 5.0                  # slurm: seconds between job polls
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -62,20 +96,41 @@ class SweepConfig:
             raise DataError(None, f"unknown setting(s) {bad}", f"use {', '.join(SETTINGS)}")
         if self.jobs < 1:
             raise DataError(None, "--jobs must be >= 1", "pass --jobs 1 or more")
-        if self.executor not in ("local", "ray"):
-            raise DataError(None, f"unknown executor {self.executor!r}", "use local or ray")
+        if self.executor not in EXECUTORS:
+            raise DataError(None, f"unknown executor {self.executor!r}", f"use {', '.join(EXECUTORS)}")
         if not self.methods:
             raise DataError(None, "no methods to run", "pass --methods a,b or 'all'")
+        if self.cpus_per_run < 0 or self.gpus_per_run < 0 or self.max_retries < 0:
+            raise DataError(None, "--cpus-per-run, --gpus-per-run and --max-retries must be >= 0",
+                            "pass 0 or more")
+        if self.time_min < 1:
+            raise DataError(None, f"--time must be >= 1 minute, got {self.time_min}", "pass e.g. --time 240")
+        if self.gpus_per_run and str(self.run_options.get("device", "cpu")).startswith("cpu"):
+            raise DataError(None, f"--gpus-per-run {self.gpus_per_run:g} reserves GPUs but runs use "
+                            "--device cpu", "add --device cuda (or drop --gpus-per-run)")
+        if self.gpus_per_run and self.executor == "local":
+            raise DataError(None, "--gpus-per-run is for --executor ray or slurm",
+                            "on one machine use --device cuda --jobs 1")
+
+
+def _is_joint(method: str, plugins=()) -> bool:
+    """Whether the registered strategy trains once on the union of experiences (order-free)."""
+    from benchmark.strategy import registry
+
+    registry.discover(plugins)
+    return bool(registry.get_strategy(method).cls.joint)
 
 
 def plan(cfg: SweepConfig) -> list[RunSpec]:
     """The grid in a stable order: methods outermost, so a partial sweep covers whole methods.
-    MTL trains jointly on everything, so its order does not matter: it runs once per seed per
-    setting (order 1)."""
+    A joint method (``joint = True``, e.g. MTL) trains on everything at once, so the scenario
+    order does not matter: it runs once per seed per setting (the first order)."""
+    plugins = tuple(cfg.run_options.get("plugins", ()))
     specs = []
     for method in cfg.methods:
+        joint = _is_joint(method, plugins)
         for setting in cfg.settings:
-            orders = cfg.orders[:1] if method == "mtl" else cfg.orders
+            orders = cfg.orders[:1] if joint else cfg.orders
             for order in orders:
                 for seed in cfg.seeds:
                     out = cfg.out / method / setting / f"order{_slug(order)}" / f"seed{seed}"
@@ -107,12 +162,59 @@ def _run_one(spec: RunSpec, run_options: dict, threads: int) -> tuple[str, str |
     torch.set_num_threads(max(1, threads))
 
     t0 = time.time()
+    marker = spec.out / RUNNING_FILE
     try:
-        runner.run(make_run_config(spec, run_options, resume=status(spec) == "partial"))
+        resume = status(spec) == "partial"
+        attempt = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                   "label": spec.label, "resume": resume,
+                   "from_experience": _finished_experiences(spec.out)}
+        atomic_write_json(marker, attempt)
+        with open(spec.out / ATTEMPTS_FILE, "a") as fh:    # one line per (re)start of this run
+            fh.write(json.dumps(attempt) + "\n")
+        cfg = make_run_config(spec, run_options, resume=resume)
+        die_after, sig = _die_once(spec)
+        if die_after:
+            runner.run(dataclasses.replace(cfg, stop_after=die_after))
+            _die(sig)
+        runner.run(cfg)
         return spec.label, None, time.time() - t0
     except Exception as err:  # noqa: BLE001 - one failed run must not stop the sweep; reported
         tail = traceback.format_exc(limit=4).strip().splitlines()[-1]
         return spec.label, f"{type(err).__name__}: {err} ({tail})", time.time() - t0
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _finished_experiences(out: Path) -> int:
+    try:
+        return int(json.loads((out / "progress.json").read_text())["finished"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _die_once(spec: RunSpec) -> tuple[int, str]:
+    """Test hook (:data:`DIE_ONCE_ENV` = ``LABEL|N|MARKER[|SIGNAL]``): the worker of run LABEL
+    stops after N experiences (checkpointed) and then dies, once: MARKER is created first, so
+    the retried worker runs normally.  Unset (always, outside tests) it does nothing."""
+    parts = os.environ.get(DIE_ONCE_ENV, "").split("|")
+    if len(parts) not in (3, 4) or parts[0] != spec.label or Path(parts[2]).exists():
+        return 0, ""
+    Path(parts[2]).parent.mkdir(parents=True, exist_ok=True)
+    Path(parts[2]).write_text(f"{os.getpid()}\n")
+    return int(parts[1]), (parts[3] if len(parts) == 4 else "")
+
+
+def _die(sig: str) -> None:
+    """The test hook's death: ``os._exit`` (a crashed worker) or a signal to this process (e.g.
+    ``USR2``, the preemption signal submitit handles by checkpointing and requeueing)."""
+    if not sig:
+        os._exit(17)
+    import signal
+
+    os.kill(os.getpid(), getattr(signal, f"SIG{sig}"))
+    for _ in range(600):            # the signal's handler ends the process
+        time.sleep(0.1)
+    os._exit(18)
 
 
 def make_run_config(spec: RunSpec, run_options: dict, resume: bool = False):
@@ -134,64 +236,195 @@ def prepare_stages(cfg: SweepConfig) -> None:
             build_run_stages(make_run_config(spec, cfg.run_options).resolved())
 
 
+def _absolute(opts: dict) -> dict:
+    """Paths made absolute, so workers on other nodes (same shared filesystem) find them."""
+    out = dict(opts)
+    for key in ("cache", "data", "tokenizer", "evaluator"):
+        if out.get(key):
+            out[key] = str(Path(out[key]).resolve())
+    if out.get("backbone") and out["backbone"] != "tiny":
+        out["backbone"] = str(Path(out["backbone"]).resolve())
+    if out.get("plugins"):
+        out["plugins"] = tuple(str(Path(p).resolve()) for p in out["plugins"])
+    return out
+
+
+def write_plan(cfg: SweepConfig, specs: list[RunSpec]) -> Path:
+    """``OUT/sweep.json``: every run this folder's sweeps planned (merged with earlier plans)."""
+    path = cfg.out / PLAN_FILE
+    runs = {}
+    if path.is_file():
+        try:
+            runs = {r["label"]: r for r in json.loads(path.read_text()).get("runs", [])}
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise DataError(path, f"unreadable sweep plan ({err})",
+                            "delete it; the next sweep writes it again") from err
+    for s in specs:
+        runs[s.label] = {"label": s.label, "method": s.method, "setting": s.setting,
+                         "order": s.order, "seed": s.seed, "folder": str(s.out.relative_to(cfg.out))}
+    return atomic_write_json(path, {"runs": list(runs.values()), "executor": cfg.executor,
+                                    "updated": time.time()})
+
+
 def sweep_runs(cfg: SweepConfig, progress: bool = True) -> dict:
     """Run every pending cell; returns {"done": [...], "failed": {label: error}, "skipped": [...]}."""
+    cfg = dataclasses.replace(cfg, out=cfg.out.resolve())
     specs = plan(cfg)
+    write_plan(cfg, specs)
     pending = [s for s in specs if status(s) != "done"]
     skipped = [s.label for s in specs if status(s) == "done"]
     report = {"planned": len(specs), "skipped": skipped, "done": [], "failed": {}, "seconds": {}}
     if progress:
         print(f"sweep: {len(specs)} runs planned, {len(skipped)} already finished, "
-              f"{len(pending)} to run with {cfg.jobs} job(s) on executor {cfg.executor}")
+              f"{len(pending)} to run with {_how(cfg)}")
     if not pending:
         return report
+    for s in pending:                     # a failure of an earlier sweep is retried now
+        (s.out / FAILED_FILE).unlink(missing_ok=True)
+    if cfg.executor != "local":
+        cfg = dataclasses.replace(cfg, run_options=_absolute(cfg.run_options))
     prepare_stages(cfg)
     cores = os.cpu_count() or 1
-    threads = cfg.run_options.get("threads") or max(1, cores // cfg.jobs)
+    per_run = cfg.cpus_per_run or (max(1, cores // cfg.jobs) if cfg.executor == "local" else 1)
+    threads = cfg.run_options.get("threads") or per_run
     opts = {**cfg.run_options, "threads": threads}
-    if cfg.jobs > 1:   # interleaved per-run bars from several workers are unreadable
+    if cfg.jobs > 1 or cfg.executor != "local":   # interleaved per-run bars are unreadable
         opts["progress"] = False
-    cfg = dataclasses.replace(cfg, run_options=opts)
-    results = _execute(pending, cfg, threads, progress)
-    for label, error, seconds in results:
-        report["seconds"][label] = round(seconds, 1)
-        if error is None:
-            report["done"].append(label)
-        else:
-            report["failed"][label] = error
+    cfg = dataclasses.replace(cfg, run_options=opts, cpus_per_run=per_run)
+    from tqdm.auto import tqdm
+
+    by_label = {s.label: s for s in pending}
+    with tqdm(total=len(specs), initial=len(skipped), desc="sweep", unit="run",
+              disable=not progress, dynamic_ncols=True) as bar:
+        for label, error, seconds in _execute(pending, cfg, threads):
+            report["seconds"][label] = round(seconds, 1) if math.isfinite(seconds) else None
+            if error is None:
+                report["done"].append(label)
+            else:
+                report["failed"][label] = error
+                atomic_write_json(by_label[label].out / FAILED_FILE, {
+                    "label": label, "error": error, "executor": cfg.executor, "time": time.time()})
+                if progress:
+                    tqdm.write(f"FAILED {label}: {error}")
+            bar.update(1)
+            bar.set_postfix(failed=len(report["failed"]), refresh=False)
     return report
 
 
-def _execute(pending: list[RunSpec], cfg: SweepConfig, threads: int, progress: bool):
+def _how(cfg: SweepConfig) -> str:
+    if cfg.executor == "local":
+        return f"{cfg.jobs} job(s) on this machine"
+    res = f"{cfg.cpus_per_run or 1} CPU(s) + {cfg.gpus_per_run:g} GPU(s) per run"
     if cfg.executor == "ray":
-        try:
-            import ray
-        except ImportError as err:
-            raise DataError(None, "--executor ray needs the ray package",
-                            "pip install 'l2emg-bench[ray]' (or ray) and start/attach a cluster") from err
-        if not ray.is_initialized():
-            ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
-        remote = ray.remote(num_cpus=threads)(_run_one)
-        return ray.get([remote.remote(s, cfg.run_options, threads) for s in pending])
-    from tqdm.auto import tqdm
+        return f"Ray ({cfg.address or 'local runtime'}), {res}"
+    return f"Slurm ({cfg.partition or 'default partition'}, {cfg.time_min} min), {res}"
 
-    if cfg.jobs == 1:
-        out = []
-        for spec in tqdm(pending, desc="runs", unit="run", disable=not progress):
-            out.append(_run_one(spec, cfg.run_options, threads))
-            if progress and out[-1][1]:
-                tqdm.write(f"FAILED {out[-1][0]}: {out[-1][1]}")
-        return out
-    from joblib import Parallel, delayed
 
-    jobs = Parallel(n_jobs=cfg.jobs, backend="loky", return_as="generator_unordered")(
-        delayed(_run_one)(s, cfg.run_options, threads) for s in pending)
-    out = []
-    for res in tqdm(jobs, total=len(pending), desc="runs", unit="run", disable=not progress):
-        out.append(res)
-        if progress and res[1]:
-            tqdm.write(f"FAILED {res[0]}: {res[1]}")
-    return out
+def _execute(pending: list[RunSpec], cfg: SweepConfig, threads: int) -> Iterator[tuple]:
+    """Yields (label, error or None, seconds) per run as runs finish."""
+    if cfg.executor == "ray":
+        yield from _execute_ray(pending, cfg, threads)
+    elif cfg.executor == "slurm":
+        yield from _execute_slurm(pending, cfg, threads)
+    elif cfg.jobs == 1:
+        for spec in pending:
+            yield _run_one(spec, cfg.run_options, threads)
+    else:
+        from joblib import Parallel, delayed
+
+        yield from Parallel(n_jobs=cfg.jobs, backend="loky", return_as="generator_unordered")(
+            delayed(_run_one)(s, cfg.run_options, threads) for s in pending)
+
+
+def _need(module: str, extra: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise DataError(None, f"--executor {extra} needs the {module} package",
+                        f"pip install 'l2emg-bench[{extra}]'") from err
+
+
+def _execute_ray(pending: list[RunSpec], cfg: SweepConfig, threads: int) -> Iterator[tuple]:
+    """One Ray task per run.  Ray retries a task whose worker process dies (``max_retries``);
+    the retried task finds the run's checkpoint and resumes.  An exception inside a run is not
+    retried (it would fail again): it comes back as that run's error."""
+    ray = _need("ray", "ray")
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=cfg.address or None, include_dashboard=False, log_to_driver=True)
+        started = True
+    try:
+        task = ray.remote(_run_one).options(num_cpus=cfg.cpus_per_run, num_gpus=cfg.gpus_per_run,
+                                            max_retries=cfg.max_retries, retry_exceptions=False)
+        refs = {task.remote(s, cfg.run_options, threads): s for s in pending}
+        t0 = time.time()
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                spec = refs.pop(ref)
+                try:
+                    yield tuple(ray.get(ref))
+                except ray.exceptions.RayError as err:   # the worker died more than max_retries times
+                    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                    yield (spec.label, f"{type(err).__name__}: worker lost {cfg.max_retries + 1} "
+                           f"time(s) ({first[:200]})", time.time() - t0)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class SlurmRun:
+    """The callable of one Slurm job: runs (or resumes) one cell.  ``checkpoint`` is submitit's
+    hook on preemption / time-out: the job is requeued with the same callable, which resumes
+    from the run's last ``checkpoints/state.pt`` (the run itself checkpoints every experience)."""
+
+    def __init__(self, spec: RunSpec, run_options: dict, threads: int):
+        self.spec, self.run_options, self.threads = spec, run_options, threads
+
+    def __call__(self) -> tuple[str, str | None, float]:
+        return _run_one(self.spec, self.run_options, self.threads)
+
+    def checkpoint(self, *args, **kwargs):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(SlurmRun(self.spec, self.run_options, self.threads), *args, **kwargs)
+
+
+def slurm_executor(cfg: SweepConfig):
+    """The submitit executor of a sweep (``cfg.slurm_cluster="local"`` runs jobs as local
+    processes, for tests)."""
+    submitit = _need("submitit", "slurm")
+    ex = submitit.AutoExecutor(folder=str(cfg.out / ".submitit" / "%j"), cluster=cfg.slurm_cluster)
+    params = dict(timeout_min=cfg.time_min, cpus_per_task=cfg.cpus_per_run, nodes=1,
+                  tasks_per_node=1, name="l2emg")
+    if cfg.gpus_per_run:
+        params["gpus_per_node"] = int(math.ceil(cfg.gpus_per_run))
+    if ex.cluster == "slurm":
+        params["slurm_max_num_timeout"] = cfg.max_retries
+        if cfg.partition:
+            params["slurm_partition"] = cfg.partition
+    ex.update_parameters(**params)
+    return ex
+
+
+def _execute_slurm(pending: list[RunSpec], cfg: SweepConfig, threads: int) -> Iterator[tuple]:
+    ex = slurm_executor(cfg)
+    jobs = {ex.submit(SlurmRun(s, cfg.run_options, threads)): s for s in pending}
+    t0 = time.time()
+    while jobs:
+        finished = [j for j in jobs if j.done()]
+        for job in finished:
+            spec = jobs.pop(job)
+            try:
+                yield tuple(job.result())
+            except Exception as err:  # noqa: BLE001 - submitit's job errors; reported per run
+                first = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+                yield (spec.label, f"{type(err).__name__}: job {job.job_id} failed ({first[:200]})",
+                       time.time() - t0)
+        if jobs and not finished:
+            time.sleep(cfg.poll_s)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -207,7 +440,23 @@ def add_grid_args(p) -> None:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="runs in parallel on this machine (default: min(2, cores)); each run gets "
                         "cores // jobs torch threads")
-    p.add_argument("--executor", choices=("local", "ray"), default="local")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local (joblib, --jobs), ray (one task per run) or slurm (one submitit job "
+                        "per run); ray/slurm need --out and --cache on a filesystem every node shares")
+    g = p.add_argument_group("ray / slurm")
+    g.add_argument("--address", help="ray: cluster address, 'auto' or HOST:PORT (default: start a "
+                                      "local Ray runtime)")
+    g.add_argument("--cpus-per-run", type=int, default=0,
+                   help="CPUs reserved (and torch threads) per run (default: 1 on ray/slurm, "
+                        "cores // jobs locally)")
+    g.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="GPUs reserved per run (ray: may be fractional); needs --device cuda")
+    g.add_argument("--max-retries", type=int, default=2,
+                   help="ray: retries of a run whose worker died; slurm: requeues after time-outs")
+    g.add_argument("--partition", help="slurm partition (default: the cluster's default)")
+    g.add_argument("--time", type=int, default=240, dest="time_min",
+                   help="slurm time limit per job in minutes (default 240); a job that reaches it "
+                        "is requeued and resumes")
 
 
 def grid_from_args(args) -> dict:
@@ -228,7 +477,9 @@ def grid_from_args(args) -> dict:
     orders = parse_orders(args.orders)
     return dict(methods=methods, settings=[s.strip() for s in args.settings.split(",") if s.strip()],
                 orders=orders, seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
-                jobs=args.jobs, executor=args.executor)
+                jobs=args.jobs, executor=args.executor, address=args.address,
+                cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                max_retries=args.max_retries, partition=args.partition, time_min=args.time_min)
 
 
 def parse_orders(text: str) -> list[str]:
