@@ -20,6 +20,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "info"): ("benchmark.corpus.commands:info", "print the Table-1-style summary of a corpus/split"),
     ("data", "import-motionx"): ("benchmark.corpus.commands:import_motionx",
                                  "convert Motion-X SMPL-X arrays to a HumanML3D-format folder"),
+    ("data", "import-bvh"): ("benchmark.corpus.commands:import_bvh",
+                             "convert BVH motion capture to a HumanML3D-format folder"),
     ("tokenizer", "train"): ("benchmark.tokenizer.commands:train", "train the VQ-VAE motion tokenizer"),
     ("evaluator", "train"): ("evaluators.commands:train", "train the T2M evaluator and emotion classifier"),
     ("evaluator", "score"): ("evaluators.commands:score", "score ground truth against itself (the ceiling)"),

@@ -8,8 +8,13 @@ A manifest is a table with one row per motion: ``id, subset, part``.
   scenarios.  Every scenario *donates* as many motions as its own subset *receives*, so each
   motion is used exactly once; who receives which donor is a seeded random assignment that
   never sends a donor back to its own scenario's subset.
-* **Mixed**: all motions randomly mixed into 8 subsets ``Scenario1..Scenario8`` of size
-  ``N // 8`` (the last one takes the remainder: 7 x 2489 + 2493 at full scale).
+* **Mixed**: all motions randomly mixed into as many subsets as the corpus has scenarios,
+  ``Scenario1..ScenarioK`` of size ``N // K`` (the last one takes the remainder: 7 x 2489 + 2493
+  for the paper's 8 at full scale).
+
+The label spaces are the corpus's own (``corpus.scenarios``, from corpus.json): the paper's
+8 scenarios get the paper's three orders (:data:`ORDERS`); any other scenario list gets order 1 =
+its own order, 2 = the reverse, 3 = a fixed seeded permutation (:func:`scenario_orders`).
 
 A motion's *part* (train/val/test) is fixed at corpus level (``labels.csv``); both settings
 draw every subset part by part, so each subset keeps the corpus's 0.8/0.05/0.15 up to rounding.
@@ -17,6 +22,7 @@ draw every subset part by part, so each subset keeps the corpus's 0.8/0.05/0.15 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +49,35 @@ ORDERS: dict[str, dict[int, list[str]]] = {
     "unseen": {k: [SCENARIOS[i] for i in p] for k, p in ORDER_PERMUTATIONS.items()},
     "mixed": {k: [MIXED_SUBSETS[i] for i in p] for k, p in ORDER_PERMUTATIONS.items()},
 }
+ORDER3_SEED = 3  # seed of order 3's permutation for corpora with their own scenarios
+_MIXED_NAME = re.compile(r"^Scenario[1-9][0-9]*$")
+
+
+def mixed_subsets(n: int) -> tuple[str, ...]:
+    """Names of the ``n`` Mixed subsets: ``Scenario1..Scenario<n>``."""
+    return tuple(f"Scenario{i + 1}" for i in range(n))
+
+
+def order_permutations(n: int, paper: bool = False) -> dict[int, tuple[int, ...]]:
+    """Orders 1-3 as permutations of ``n`` subsets: the paper's for its 8 scenarios, else
+    identity, reverse and a fixed seeded permutation (different from both when ``n >= 3``)."""
+    if paper:
+        return dict(ORDER_PERMUTATIONS)
+    ident, rev = tuple(range(n)), tuple(range(n - 1, -1, -1))
+    rng = np.random.default_rng(ORDER3_SEED)
+    perm = tuple(int(i) for i in rng.permutation(n))
+    while n >= 3 and perm in (ident, rev):
+        perm = tuple(int(i) for i in rng.permutation(n))
+    return {1: ident, 2: rev, 3: perm}
+
+
+def scenario_orders(scenarios=None) -> dict[str, dict[int, list[str]]]:
+    """``{setting: {k: subset names}}`` for a corpus's scenario list (default: the paper's)."""
+    scen = tuple(scenarios) if scenarios else SCENARIOS
+    perms = order_permutations(len(scen), paper=scen == SCENARIOS)
+    mixed = mixed_subsets(len(scen))
+    return {"unseen": {k: [scen[i] for i in p] for k, p in perms.items()},
+            "mixed": {k: [mixed[i] for i in p] for k, p in perms.items()}}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -146,7 +181,7 @@ def make_splits(corpus, setting: str, seed: int, share: float = 0.2) -> pd.DataF
 
     Deterministic for a given corpus, setting, seed and share.  Rows follow the corpus's id
     order.  Unseen subsets are named after their primary scenario (scenarios absent from the
-    corpus give no subset); Mixed subsets are ``Scenario1..Scenario8``.
+    corpus give no subset); Mixed subsets are ``Scenario1..ScenarioK``, K = its scenario count.
     """
     setting = _check_setting(setting)
     if not 0.0 <= share < 1.0:
@@ -164,7 +199,8 @@ def make_splits(corpus, setting: str, seed: int, share: float = 0.2) -> pd.DataF
                             f"use one of {', '.join(known)}")
         subset = _unseen(labels, list(known), share, rng)
     else:
-        subset = _mixed(labels, N_MIXED_SUBSETS, rng)
+        n_sub = len(getattr(corpus, "scenarios", None) or SCENARIOS)
+        subset = _mixed(labels, n_sub, rng)
     return pd.DataFrame({"id": labels["id"].astype(str), "subset": subset.astype(str),
                          "part": labels["part"].astype(str)})
 
@@ -216,18 +252,20 @@ def load_manifest(path: str | os.PathLike, corpus) -> pd.DataFrame:
     if bad.any():
         raise DataError(path, f"unknown part {df['part'][bad].iloc[0]!r} (lines {_rows(bad)})",
                         f"use one of {', '.join(PARTS)}")
-    known_subsets = set(getattr(corpus, "scenarios", None) or SCENARIOS) | set(MIXED_SUBSETS)
+    scen = tuple(getattr(corpus, "scenarios", None) or SCENARIOS)
+    known_subsets = set(scen) | set(mixed_subsets(len(scen)))
     bad = ~df["subset"].isin(known_subsets)
     if bad.any():
         raise DataError(path, f"unknown subset {df['subset'][bad].iloc[0]!r} "
                         f"(lines {_rows(bad)})",
-                        f"use scenario names or Scenario1..{N_MIXED_SUBSETS}")
+                        f"use scenario names or Scenario1..{len(scen)}")
     return df.reset_index(drop=True)
 
 
 def manifest_setting(manifest: pd.DataFrame) -> str:
     """'mixed' if every subset is named ScenarioK, else 'unseen'."""
-    return "mixed" if set(manifest["subset"]) <= set(MIXED_SUBSETS) else "unseen"
+    return "mixed" if all(_MIXED_NAME.match(str(s)) for s in set(manifest["subset"])) \
+        else "unseen"
 
 
 def _check_setting(setting: str) -> str:
@@ -238,22 +276,25 @@ def _check_setting(setting: str) -> str:
 
 
 def resolve_order(order: int | str | Sequence[str], setting: str,
-                  available: Sequence[str] | None = None) -> list[str]:
+                  available: Sequence[str] | None = None,
+                  scenarios: Sequence[str] | None = None) -> list[str]:
     """Subset names in training order.
 
-    ``order`` is 1, 2 or 3 (the fixed :data:`ORDERS`), or an explicit comma-separated string /
-    list of distinct subset names (scenario names or slugs for Unseen, ``Scenario1..8`` for
-    Mixed).  An explicit order may be shorter than 8 (a stream over fewer subsets, handy for
-    quick tests).  ``available`` restricts the names to the subsets of a manifest.
+    ``order`` is 1, 2 or 3 (:func:`scenario_orders` of the corpus's ``scenarios``; the paper's
+    :data:`ORDERS` by default), or an explicit comma-separated string / list of distinct subset
+    names (scenario names or slugs for Unseen, ``Scenario1..K`` for Mixed).  An explicit order
+    may be shorter than K (a stream over fewer subsets, handy for quick tests).  ``available``
+    restricts the names to the subsets of a manifest.
     """
     setting = _check_setting(setting)
-    valid = list(ORDERS[setting][1])
+    orders = scenario_orders(scenarios)[setting]
+    valid = list(orders[1])
     if isinstance(order, (int, np.integer)) or (isinstance(order, str) and order.strip().isdigit()):
         k = int(order)
-        if k not in ORDERS[setting]:
+        if k not in orders:
             raise DataError(None, f"unknown order {order!r}",
                             f"use 1, 2, 3 or a comma-separated list of: {', '.join(valid)}")
-        names = list(ORDERS[setting][k])
+        names = list(orders[k])
     else:
         parts = order.split(",") if isinstance(order, str) else list(order)
         parts = [str(p).strip() for p in parts if str(p).strip()]
@@ -293,8 +334,9 @@ def summarize(corpus, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
         order = [s for s in corpus.scenarios if s in set(df["subset"])]
     else:
         df = manifest[["id", "subset"]].merge(labels, on="id", how="left")
-        order = list(dict.fromkeys(
-            [s for s in (*corpus.scenarios, *MIXED_SUBSETS) if s in set(df["subset"])]))
+        order = list(dict.fromkeys([s for s in (*corpus.scenarios,
+                                                 *mixed_subsets(len(corpus.scenarios)))
+                                    if s in set(df["subset"])]))
     blocks = []
     for col, names in (("scenario", corpus.scenarios), ("emotion", corpus.emotions),
                        ("part", PARTS)):

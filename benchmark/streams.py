@@ -142,7 +142,8 @@ def make_scenario(corpus, manifest: pd.DataFrame, order: int | str | Sequence[st
     from avalanche.benchmarks.utils import AvalancheDataset, DataAttribute
 
     setting = manifest_setting(manifest)
-    names = resolve_order(order, setting, available=sorted(set(manifest["subset"])))
+    names = resolve_order(order, setting, available=sorted(set(manifest["subset"])),
+                          scenarios=tuple(corpus.scenarios))
     labels = corpus.labels.set_index(corpus.labels["id"].astype(str))
     missing = ~manifest["id"].astype(str).isin(labels.index)
     if missing.any():

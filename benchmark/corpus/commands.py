@@ -1,4 +1,4 @@
-"""``l2emg data ...`` commands: synth, splits, info, import-motionx.
+"""``l2emg data ...`` commands: synth, splits, info, import-motionx, import-bvh, bandai.
 
 Each command is ``NAME_args(parser)`` + ``NAME(args) -> int``; heavy imports stay inside.
 """
@@ -120,4 +120,46 @@ def import_motionx(args: argparse.Namespace) -> int:
               overwrite=args.overwrite)
     corpus = load_corpus(out, validate=False)
     print(f"wrote {len(corpus)} Motion-X motions to {out} (content hash {corpus.content_hash})")
+    return 0
+
+
+# ----------------------------------------------------------------------------- bvh
+def import_bvh_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bvh-dir", required=True, type=Path, help="folder of .bvh files (searched "
+                   "recursively)")
+    p.add_argument("--out", required=True, type=Path, help="corpus folder to create")
+    p.add_argument("--labels", type=Path, default=None,
+                   help="CSV file,scenario,emotion[,text,id,part] (text: captions split by '|')")
+    p.add_argument("--name-pattern", default=None,
+                   help="labels from file names instead, e.g. 'dataset-1_{content}_{emotion}_{take}'")
+    p.add_argument("--scenario-map", type=Path, default=None,
+                   help="content -> scenario (JSON object or CSV content,scenario) for --name-pattern")
+    p.add_argument("--skeleton", default="auto",
+                   help="auto, bandai, cmu, mixamo, smpl or a joint-map JSON file (default auto)")
+    p.add_argument("--unit", default="auto",
+                   help="length unit: auto (from the body size), m, cm, mm, inch, cmu or metres "
+                   "per unit")
+    p.add_argument("--up", default="auto", choices=("auto", "y", "z"), help="up axis of the files")
+    p.add_argument("--fps", type=float, default=20.0, help="output frame rate (HumanML3D: 20)")
+    p.add_argument("--no-retarget", action="store_true",
+                   help="keep the actor's bone lengths (HumanML3D retargets to one skeleton)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="import the other files when some are refused (each is reported)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/val/test parts")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
+
+def import_bvh(args: argparse.Namespace) -> int:
+    from benchmark.corpus import load_corpus
+    from benchmark.corpus.bvh_import import BvhImportConfig, import_bvh as run, read_scenario_map
+    from benchmark.corpus.bvh_retarget import parse_unit
+
+    cfg = BvhImportConfig(skeleton=args.skeleton, unit=parse_unit(args.unit), up=args.up,
+                          fps=args.fps, retarget=not args.no_retarget)
+    smap = read_scenario_map(args.scenario_map) if args.scenario_map else None
+    out = run(args.bvh_dir, args.out, cfg, labels=args.labels, name_pattern=args.name_pattern,
+              scenario_map=smap, skip_bad=args.skip_bad, seed=args.seed, overwrite=args.overwrite)
+    corpus = load_corpus(out, validate=False)
+    print(f"wrote {len(corpus)} motions ({len(corpus.scenarios)} scenarios, "
+          f"{len(corpus.emotions)} emotions) to {out} (content hash {corpus.content_hash})")
     return 0

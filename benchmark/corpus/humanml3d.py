@@ -105,10 +105,12 @@ def write_motion_files(root: str | os.PathLike, motion: Motion) -> MotionSummary
 
 def finalize_corpus(root: str | os.PathLike, summaries: Iterable[MotionSummary], *,
                     emotions: Sequence[str] = EMOTIONS, config: dict | None = None,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, scenarios: Sequence[str] = SCENARIOS) -> dict:
     """Write labels.csv (assigning missing parts), Mean/Std over the train part, corpus.json.
 
-    Returns the corpus.json dict.  Deterministic: rows are sorted by id before anything is summed.
+    ``scenarios`` / ``emotions`` are the corpus's label spaces in its own order (Table-1 order,
+    = scenario order 1); they are recorded in corpus.json.  Labels without a motion are
+    dropped (except from the paper's fixed 8 scenarios and 7 emotions).  Returns the corpus.json dict.  Deterministic: rows are sorted by id first.
     """
     root = Path(root)
     summaries = sorted(summaries, key=lambda s: s.row["id"])
@@ -118,6 +120,15 @@ def finalize_corpus(root: str | os.PathLike, summaries: Iterable[MotionSummary],
     if labels["id"].duplicated().any():
         dup = labels.loc[labels["id"].duplicated(), "id"].tolist()[:5]
         raise DataError(root, f"duplicate motion ids {dup}", "give every motion a unique id")
+    for col, space in (("scenario", scenarios), ("emotion", emotions)):
+        unknown = sorted(set(labels[col]) - set(space))
+        if unknown:
+            raise DataError(root, f"{col} label(s) {unknown[:5]} are not in the corpus's "
+                            f"{col}s {list(space)}", f"pass {col}s= listing every {col}")
+    if tuple(scenarios) != tuple(SCENARIOS):  # a corpus's own space: only labels it has
+        scenarios = [s for s in scenarios if s in set(labels["scenario"])]
+    if tuple(emotions) != tuple(EMOTIONS):
+        emotions = [e for e in emotions if e in set(labels["emotion"])]
     missing = labels["part"].isna()
     if missing.any():
         labels.loc[missing, "part"] = assign_parts(labels, seed)[missing]
@@ -145,7 +156,7 @@ def finalize_corpus(root: str | os.PathLike, summaries: Iterable[MotionSummary],
               for sc, g in labels.groupby("scenario")}
     meta = {
         "format": "humanml3d", "format_version": FORMAT_VERSION,
-        "config": config or {}, "scenarios": list(SCENARIOS), "emotions": list(emotions),
+        "config": config or {}, "scenarios": list(scenarios), "emotions": list(emotions),
         "n_motions": len(labels), "n_frames": int(sum(s.n_frames for s in summaries)),
         "counts": counts, "parts": {p: int((labels["part"] == p).sum()) for p in PARTS},
         "content_hash": h.hexdigest()[:16],
@@ -156,7 +167,7 @@ def finalize_corpus(root: str | os.PathLike, summaries: Iterable[MotionSummary],
 
 def write_humanml3d(out_dir: str | os.PathLike, motions: Iterable[Motion], *,
                     emotions: Sequence[str] = EMOTIONS, config: dict | None = None, seed: int = 0,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, scenarios: Sequence[str] = SCENARIOS) -> Path:
     """Write ``motions`` as a complete HumanML3D-format folder, atomically (temp folder + rename).
 
     Motions without a ``part`` get one from :func:`assign_parts` (seeded, stratified).
@@ -164,7 +175,8 @@ def write_humanml3d(out_dir: str | os.PathLike, motions: Iterable[Motion], *,
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         summaries = [write_motion_files(tmp, m) for m in motions]
-        finalize_corpus(tmp, summaries, emotions=emotions, config=config, seed=seed)
+        finalize_corpus(tmp, summaries, emotions=emotions, config=config, seed=seed,
+                        scenarios=scenarios)
     return out_dir
 
 
@@ -206,15 +218,17 @@ class Corpus:
     """A validated HumanML3D-format corpus with labels; features are read lazily.
 
     ``labels``: DataFrame (id, scenario, emotion, source, part, n_frames, ...), one row per motion,
-    sorted by id.  ``scenarios`` / ``emotions``: tuples whose index is the class id.
+    sorted by id.  ``scenarios`` / ``emotions``: tuples whose index is the class id, the corpus's
+    own label spaces (corpus.json; the paper's 8 scenarios by default).
     """
 
     def __init__(self, root: Path, labels: pd.DataFrame, mean: np.ndarray, std: np.ndarray,
-                 emotions: Sequence[str], meta: dict, cache: bool = True):
+                 emotions: Sequence[str], meta: dict, cache: bool = True,
+                 scenarios: Sequence[str] = SCENARIOS):
         self.root = root
         self.labels = labels.reset_index(drop=True)
         self.mean, self.std = mean, std
-        self.scenarios: tuple[str, ...] = tuple(SCENARIOS)
+        self.scenarios: tuple[str, ...] = tuple(scenarios)
         self.emotions: tuple[str, ...] = tuple(emotions)
         self.meta = meta
         self.cache = cache
@@ -338,12 +352,18 @@ def _read_labels(path: Path, root: Path) -> pd.DataFrame:
     return df
 
 
-def check_label_values(df: pd.DataFrame, path: Path, emotions: Sequence[str]) -> None:
-    """Normalise and validate the scenario/emotion columns of a labels table in place."""
+def check_label_values(df: pd.DataFrame, path: Path, emotions: Sequence[str],
+                       scenarios: Sequence[str] = SCENARIOS) -> None:
+    """Normalise and validate the scenario/emotion columns of a labels table in place
+    (scenarios by name or slug, case-insensitively, against the corpus's ``scenarios``)."""
+    known = tuple(scenarios)
     try:
-        df["scenario"] = [resolve_scenario(s) for s in df["scenario"]]
+        df["scenario"] = [resolve_scenario(s, known) for s in df["scenario"]]
     except ValueError as err:
-        raise DataError(path, str(err), "use one of the 8 scenario names") from err
+        fix = ("use one of the 8 scenario names" if known == tuple(SCENARIOS) else
+               "use the corpus's scenario names")
+        raise DataError(path, str(err), f"{fix}, or list the corpus's own scenarios (and "
+                        "emotions) in corpus.json as \"scenarios\": [...]") from err
     df["emotion"] = df["emotion"].str.strip().str.lower()
     unknown = sorted(set(df["emotion"]) - set(emotions))
     if unknown:
@@ -357,8 +377,12 @@ def check_label_values(df: pd.DataFrame, path: Path, emotions: Sequence[str]) ->
 
 def load_corpus(root: str | os.PathLike, labels_csv: str | os.PathLike | None = None, *,
                 emotions: Sequence[str] | None = None, validate: bool | str = True,
-                cache: bool = True, part_seed: int = 0) -> Corpus:
+                cache: bool = True, part_seed: int = 0,
+                scenarios: Sequence[str] | None = None) -> Corpus:
     """Open a HumanML3D-format corpus with its labels.
+
+    The label spaces are ``scenarios`` / ``emotions`` if given, else corpus.json's, else the
+    paper's 8 scenarios and 7 emotions.
 
     ``validate=True`` checks cheaply (npy headers, sizes, text files present and non-empty);
     ``"full"`` also reads every feature file for NaN/inf; ``False`` skips per-file checks.
@@ -378,8 +402,13 @@ def load_corpus(root: str | os.PathLike, labels_csv: str | os.PathLike | None = 
     if labels_csv:
         meta = {k: v for k, v in meta.items() if k != "content_hash"}  # other labels, other corpus
     emotions = tuple(emotions or meta.get("emotions") or EMOTIONS)
+    scenarios = tuple(scenarios or meta.get("scenarios") or SCENARIOS)
+    if len(scenarios) < 2 or len(set(scenarios)) != len(scenarios) or len(emotions) < 1:
+        raise DataError(root / "corpus.json", f"needs >= 2 distinct scenarios and >= 1 emotion, "
+                        f"got scenarios {list(scenarios)}, emotions {list(emotions)}",
+                        "list the corpus's scenarios and emotions in corpus.json")
     df = _read_labels(labels_path, root)
-    check_label_values(df, labels_path, emotions)
+    check_label_values(df, labels_path, emotions, scenarios)
     if "part" not in df.columns or (df["part"] == "").any():
         df["part"] = assign_parts(df, part_seed)
 
@@ -406,7 +435,7 @@ def load_corpus(root: str | os.PathLike, labels_csv: str | os.PathLike | None = 
     df["n_frames"] = n_frames
     df = df.sort_values("id", kind="stable").reset_index(drop=True)
     corpus = Corpus(root, df, _load_stat(root / "Mean.npy"), _load_stat(root / "Std.npy"),
-                    emotions, meta, cache=cache)
+                    emotions, meta, cache=cache, scenarios=scenarios)
     if validate == "full":
         for motion_id in corpus.ids:
             corpus.features(motion_id)
