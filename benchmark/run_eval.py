@@ -3,44 +3,75 @@ Evaluator metrics; failed generations counted and scored as a static mean pose.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from benchmark.io import DataError, hash_json
 
-if TYPE_CHECKING:
-    from benchmark.runner import RunConfig
-
 FAILED_FRAMES = 40      # a failed generation is scored as the corpus mean pose for 2 s
 
 
-class Scorer:
-    """The fixed test set of every subset (at most ``cfg.max_test`` motions, seeded choice) and
-    its scoring: ``score(strategy, row)`` generates for every test text (+ ``mm_texts`` x
-    ``mm_gens`` prompts for multimodality) in one call per subset, decodes codes -> raw
-    ``(T, 263)`` features with the VQ-VAE and runs ``Evaluator.evaluate`` against the subset's
-    ground-truth features.  Sampling is seeded per (run seed, row, subset)."""
+@dataclass(frozen=True)
+class EvalSettings:
+    """The evaluation protocol of a run (what the Scorer needs, nothing else).
 
-    def __init__(self, cfg: RunConfig, stages, scenario, generation):
-        self.cfg, self.stages, self.gen = cfg, stages, generation
-        rng = np.random.default_rng([cfg.seed, 7])
+    ``max_test``: test motions per subset (seeded choice; 0 = all); ``batch``: R-precision batch
+    (32, the reference; a subset with fewer test motions is refused); ``repeats``: reshuffled
+    evaluations per cell (mean and 95% CI); ``mm_texts`` x ``mm_gens``: multimodality prompts;
+    ``full_matrix``: evaluate every cell, not only ``j <= i + 1``."""
+
+    seed: int = 0
+    max_test: int = 64
+    batch: int = 32
+    repeats: int = 5
+    mm_texts: int = 4
+    mm_gens: int = 5
+    full_matrix: bool = False
+
+
+class Scorer:
+    """The fixed test set of every subset (``max_test`` motions, seeded choice) and its scoring:
+    ``score(strategy, row)`` generates for every test text (+ ``mm_texts`` x ``mm_gens`` prompts
+    for multimodality) in one call per subset, decodes codes -> raw ``(T, 263)`` features with
+    the VQ-VAE and runs ``Evaluator.evaluate`` against the subset's ground-truth features.
+    Row ``i`` (after ``i`` experiences; 0 = untrained) evaluates the subsets ``j <= i`` (0-based:
+    those trained so far and the next one) unless ``full_matrix``; the baseline row and the last
+    row evaluate every subset.  Sampling is seeded per (run seed, row, subset)."""
+
+    def __init__(self, settings: EvalSettings, stages, scenario, generation):
+        self.settings, self.stages, self.gen = settings, stages, generation
+        rng = np.random.default_rng([settings.seed, 7])
         self.tests = []
         for exp in scenario.test_stream:
             data = exp.dataset
             idx = np.arange(len(data))
-            if cfg.max_test and len(idx) > cfg.max_test:
-                idx = np.sort(rng.choice(idx, cfg.max_test, replace=False))
+            if len(idx) < settings.batch:
+                raise DataError(None, f"subset {exp.subset_name!r} has {len(idx)} test motions, fewer "
+                                f"than one R-precision batch of {settings.batch}",
+                                "use a larger corpus (--data, or a preset with a larger corpus "
+                                "scale); only the smoke-test preset may lower the batch size")
+            if settings.max_test and len(idx) > settings.max_test:
+                idx = np.sort(rng.choice(idx, settings.max_test, replace=False))
             items = [data[int(i)] for i in idx]
-            if len(items) < 2:
-                raise DataError(None, f"subset {exp.subset_name!r} has {len(items)} test motion(s)",
-                                "use a larger corpus (the evaluator needs >= 2)")
             self.tests.append({"subset": exp.subset_name, "ids": [it["id"] for it in items],
                                "texts": [it["text"] for it in items],
                                "emotions": [it["emotion"] for it in items],
                                "scenarios": [it["scenario"] for it in items],
                                "reference": [stages.corpus.features(it["id"]) for it in items]})
         self.failed_pose = np.tile(stages.corpus.mean.astype(np.float32), (FAILED_FRAMES, 1))
+
+    @property
+    def sizes(self) -> list[int]:
+        """Test motions per subset."""
+        return [len(t["ids"]) for t in self.tests]
+
+    def subsets_for(self, row: int, n_rows: int) -> list[int]:
+        """Subsets row ``row`` evaluates (``n_rows`` = experiences in the stream)."""
+        n = len(self.tests)
+        if self.settings.full_matrix or row == 0 or row >= n_rows:
+            return list(range(n))
+        return list(range(min(n, row + 1)))
 
     def decode(self, codes: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
         ok = [i for i, c in enumerate(codes) if len(c) > 0]
@@ -51,30 +82,48 @@ class Scorer:
         return feats, len(codes) - len(ok)
 
     def ground_truth(self) -> list[dict]:
-        ev = self.stages.evaluator
+        """The real-vs-real row on exactly the test subsets and batch size of the runs."""
+        ev, s = self.stages.evaluator, self.settings
         return [ev.score_ground_truth(t["reference"], t["texts"], t["emotions"],
-                                      repeats=self.cfg.eval_repeats, seed=self.cfg.seed)
+                                      repeats=s.repeats, seed=s.seed, batch_size=s.batch)
                 for t in self.tests]
 
-    def score(self, strategy, row: int) -> tuple[list[dict], list[list[np.ndarray]], int, int]:
-        """Metric dict per subset, generated features per subset, failures, outputs."""
+    def score(self, strategy, row: int, n_rows: int | None = None
+              ) -> tuple[list[dict], list[list[np.ndarray] | None], int, int]:
+        """Metric dict per subset (NaN metrics for a subset this row skips), generated features
+        per subset (None where skipped), failures, outputs."""
         import torch
 
+        s = self.settings
+        n_rows = len(self.tests) if n_rows is None else n_rows
+        todo = set(self.subsets_for(row, n_rows))
         metrics, generated, failed, total = [], [], 0, 0
-        g = self.cfg.mm_gens if self.cfg.mm_texts and self.cfg.mm_gens >= 2 else 0
+        g = s.mm_gens if s.mm_texts and s.mm_gens >= 2 else 0
         for j, t in enumerate(self.tests):
-            torch.manual_seed(hash_seed(self.cfg.seed, "eval", row, j))
+            if j not in todo:
+                metrics.append(skipped_row())
+                generated.append(None)
+                continue
+            torch.manual_seed(hash_seed(s.seed, "eval", row, j))
             n = len(t["texts"])
-            mm_texts = t["texts"][: self.cfg.mm_texts] if g else []
+            mm_texts = t["texts"][: s.mm_texts] if g else []
             prompts = t["texts"] + [x for x in mm_texts for _ in range(g)]   # one batched call
             feats, bad = self.decode(strategy.generate(prompts, self.gen))
             mm = [feats[n + k * g: n + (k + 1) * g] for k in range(len(mm_texts))] or None
             failed, total = failed + bad, total + len(feats)
             metrics.append(self.stages.evaluator.evaluate(
                 feats[:n], t["texts"], t["emotions"], t["reference"], mm_generated=mm,
-                repeats=self.cfg.eval_repeats, seed=self.cfg.seed))
+                repeats=s.repeats, seed=s.seed, batch_size=s.batch))
             generated.append(feats[:n])
         return metrics, generated, failed, total
+
+
+def skipped_row() -> dict:
+    """The metric dict of a cell that was not evaluated (every value NaN)."""
+    from evaluators import METRIC_KEYS
+
+    nan = float("nan")
+    return {**{k: nan for k in METRIC_KEYS}, **{f"{k}_ci95": nan for k in METRIC_KEYS if k != "n"}}
 
 
 def hash_seed(*parts) -> int:

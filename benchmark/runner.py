@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
                           hash_json, peak_rss_mb, provenance)
-from benchmark.run_eval import Scorer, hash_seed
+from benchmark.run_eval import EvalSettings, Scorer, hash_seed
 
 @dataclass
 class RunConfig:
@@ -48,14 +48,23 @@ class RunConfig:
     tokenizer_preset: str | None = None
     evaluator_preset: str | None = None
     tiny_backbone: dict | None = None
+    pretrain: dict | None = None         # PretrainConfig fields of the tiny backbone stage
     generation: dict | None = None
     eval_repeats: int | None = None
+    r_precision_batch: int | None = None
+    full_matrix: bool = False            # evaluate every cell, not only j <= i + 1
     mm_texts: int | None = None
     mm_gens: int | None = None
     n_samples: int | None = None
     dtype: str | None = None
     threads: int = 0                     # torch threads (0 = torch's default)
     stop_after: int = 0                  # test hook: stop after this many experiences (0 = all)
+
+    def eval_settings(self) -> EvalSettings:
+        """The evaluation protocol of this (resolved) config."""
+        return EvalSettings(seed=self.seed, max_test=self.max_test, batch=self.r_precision_batch,
+                            repeats=self.eval_repeats, mm_texts=self.mm_texts,
+                            mm_gens=self.mm_gens, full_matrix=self.full_matrix)
 
     def resolved(self) -> "RunConfig":
         """A copy with every None filled from the preset (unknown preset -> DataError)."""
@@ -68,21 +77,35 @@ class RunConfig:
 
 
 # Training overrides ("train") go under the method config; --set wins over them.
+# The one place presets live.  Every preset but ``test`` evaluates >= 64 test motions per subset
+# in full R-precision batches of 32 (chance R@1 = 1/32 everywhere): ``tiny``'s corpus scale is
+# the smallest at which the smallest subset (Shows, 1,101 motions in Table 1, 15 % test part)
+# has >= 64 test motions, and ``max_test`` caps every subset at the same 64.
+_TINY: dict = dict(
+    max_test=64, r_precision_batch=32, corpus_scale=0.45, tokenizer_preset="tiny",
+    evaluator_preset="tiny", tiny_backbone=dict(hidden_size=96, intermediate_size=256),
+    pretrain=dict(recipe="text"),
+    generation=dict(max_new_tokens=50, top_k=50, batch_size=128), eval_repeats=5,
+    mm_texts=4, mm_gens=5, n_samples=8, dtype="float32",
+    train=dict(lr=2e-3, epochs=100, batch_size=16, max_steps=200))
 PRESETS: dict[str, dict] = {
-    "test": dict(max_test=8, corpus_scale=0.02, tokenizer_preset="test", evaluator_preset="test",
-                 tiny_backbone=dict(hidden_size=64, intermediate_size=128),
-                 generation=dict(max_new_tokens=12, top_k=20), eval_repeats=1, mm_texts=2,
+    # smoke tests only: <= 8 test motions and an explicit R-precision batch of 3 (chance 1/3;
+    # the smallest test subset of its 0.02-scale corpus, Shows, has 3 test motions)
+    "test": dict(max_test=8, r_precision_batch=3, corpus_scale=0.02, tokenizer_preset="test",
+                 evaluator_preset="test", tiny_backbone=dict(hidden_size=64, intermediate_size=128),
+                 pretrain=dict(recipe="text", text_steps=30, motion_steps=10),
+                 generation=dict(max_new_tokens=12, top_k=20), eval_repeats=2, mm_texts=2,
                  mm_gens=2, n_samples=2, dtype="float32",
                  train=dict(lr=3e-3, epochs=1, batch_size=16, max_steps=4, lora_dropout=0.0)),
-    "tiny": dict(max_test=32, corpus_scale=0.05, tokenizer_preset="tiny", evaluator_preset="tiny",
-                 tiny_backbone=dict(hidden_size=96, intermediate_size=256),
-                 generation=dict(max_new_tokens=50, top_k=50, batch_size=64), eval_repeats=1,
-                 mm_texts=4, mm_gens=3, n_samples=8, dtype="float32",
-                 train=dict(lr=2e-3, epochs=8, batch_size=16, max_steps=60)),
+    "tiny": _TINY,
+    # the tiny stages (shared cache) with a short training budget: smoke-run a new method
+    "quick": {**_TINY, "eval_repeats": 2, "train": dict(lr=2e-3, epochs=100, batch_size=16,
+                                                        max_steps=40)},
     # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
-    "paper": dict(max_test=0, corpus_scale=1.0, tokenizer_preset="paper", evaluator_preset="paper",
-                  tiny_backbone=dict(), generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
-                  eval_repeats=20, mm_texts=32, mm_gens=10, n_samples=16, dtype="bfloat16",
+    "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, tokenizer_preset="paper",
+                  evaluator_preset="paper", tiny_backbone=dict(), pretrain=None,
+                  generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
+                  eval_repeats=20, mm_texts=32, mm_gens=30, n_samples=16, dtype="bfloat16",
                   train=dict(lr=2e-4, epochs=3, batch_size=8, max_steps=0)),
 }
 
@@ -99,12 +122,29 @@ def _metric_keys() -> list[str]:
 
 
 def _save_matrices(out: Path, rows: list[list[dict]], names: list[str], keys: list[str]) -> None:
+    """``matrices/<metric>.csv`` (r[i, j]; empty = cell not evaluated) and next to each its
+    per-cell 95% CI over the reshuffled repeats, ``matrices/<metric>_ci.csv``."""
     import pandas as pd
 
+    index = [f"after_{i + 1}" for i in range(len(rows))]
     for k in keys:
-        df = pd.DataFrame([[r[k] for r in row] for row in rows], columns=names,
-                          index=[f"after_{i + 1}" for i in range(len(rows))])
-        atomic_write_text(out / "matrices" / f"{k}.csv", df.to_csv())
+        for name, key in ((k, k), (f"{k}_ci", f"{k}_ci95")):
+            df = pd.DataFrame([[r.get(key, float("nan")) for r in row] for row in rows],
+                              columns=names, index=index)
+            atomic_write_text(out / "matrices" / f"{name}.csv", df.to_csv())
+
+
+def _save_chance(out: Path, gt: list[dict], names: list[str]) -> None:
+    """``matrices/chance.csv``: the chance level of R@1..3 and the R-precision batch and test
+    size of every subset (the same for every row of the matrices)."""
+    import pandas as pd
+
+    rows = {f"r_precision_top{k}": [g[f"chance_top{k}"] for g in gt] for k in (1, 2, 3)}
+    rows["r_precision_batch"] = [g["r_precision_batch"] for g in gt]
+    rows["n_test"] = [g["n"] for g in gt]
+    df = pd.DataFrame(rows, index=names).T
+    df.index.name = "metric"
+    atomic_write_text(out / "matrices" / "chance.csv", df.to_csv())
 
 
 def _config_record(cfg: RunConfig, method_config, stages, scenario_names) -> dict:
@@ -204,7 +244,7 @@ def _run(cfg: RunConfig) -> Path:
     strategy = entry.cls(motion_lm=mlm, config=method_config, device=cfg.device, seed=cfg.seed,
                          progress=cfg.progress)
     experiences = _joint(scenario) if entry.cls.joint else list(scenario.train_stream)
-    scorer = Scorer(cfg, stages, scenario, generation)
+    scorer = Scorer(cfg.eval_settings(), stages, scenario, generation)
     keys = _metric_keys()
 
     ckpt_path = out / "checkpoints" / "state.pt"
@@ -217,10 +257,11 @@ def _run(cfg: RunConfig) -> Path:
     else:
         atomic_write_json(out / "config.json", record)
         gt = scorer.ground_truth()
-        base, _, bfail, btotal = scorer.score(strategy, 0)
+        base, _, bfail, btotal = scorer.score(strategy, 0, len(experiences))
         state = {"rows": [], "baseline": base, "ground_truth": gt, "failed": 0, "total": 0,
                  "baseline_failed": bfail, "baseline_total": btotal, "elapsed": 0.0}
         _save_baseline(out, base, names, keys)
+        _save_chance(out, gt, names)
 
     start = len(state["rows"])
     bar = tqdm(total=len(experiences), initial=start, disable=not cfg.progress, desc=cfg.method,
@@ -232,7 +273,7 @@ def _run(cfg: RunConfig) -> Path:
             return out
         seed_everything(hash_seed(cfg.seed, "train", i))
         strategy.train(experiences[i], eval_streams=[])
-        metrics, generated, failed, total = scorer.score(strategy, i + 1)
+        metrics, generated, failed, total = scorer.score(strategy, i + 1, len(experiences))
         state["rows"].append(metrics)
         state["failed"] += failed
         state["total"] += total
@@ -246,7 +287,7 @@ def _run(cfg: RunConfig) -> Path:
         bar.update(1)
     bar.close()
     if generated is None:      # resumed after the last experience: regenerate the samples
-        _, generated, _, _ = scorer.score(strategy, len(experiences))
+        _, generated, _, _ = scorer.score(strategy, len(experiences), len(experiences))
     _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, time.time() - t0)
     return out
 
@@ -255,13 +296,16 @@ def build_run_stages(cfg: RunConfig):
     """Stages (built or reused in ``cfg.cache``) of a resolved config and the motion-token
     codes of its manifest's motions: ``(Stages, {id: codes})``."""
     from benchmark.backbone import TinyBackboneConfig
+    from benchmark.backbone.pretrain import PretrainConfig
     from benchmark.stages import build_stages, codes_stage
 
     stages = build_stages(cfg.cache, data=cfg.data, tokenizer=cfg.tokenizer, evaluator=cfg.evaluator,
                           backbone=cfg.backbone, setting=cfg.setting, seed=cfg.seed,
                           corpus_scale=cfg.corpus_scale, tokenizer_preset=cfg.tokenizer_preset,
                           evaluator_preset=cfg.evaluator_preset,
-                          tiny_config=TinyBackboneConfig(**cfg.tiny_backbone), device=cfg.device)
+                          tiny_config=TinyBackboneConfig(**cfg.tiny_backbone),
+                          pretrain=PretrainConfig(**(cfg.pretrain or {"recipe": "none"})),
+                          device=cfg.device)
     ids = list(stages.manifest["id"].astype(str))
     return stages, codes_stage(Path(cfg.cache), stages.corpus, stages.tokenizer, ids)
 
@@ -283,8 +327,9 @@ def _joint(scenario) -> list:
 def _save_baseline(out: Path, base: list[dict], names: list[str], keys: list[str]) -> None:
     import pandas as pd
 
-    df = pd.DataFrame([[b[k] for b in base] for k in keys], index=pd.Index(keys, name="metric"),
-                      columns=names)
+    rows = keys + [f"{k}_ci95" for k in keys]
+    df = pd.DataFrame([[b.get(k, float("nan")) for b in base] for k in rows],
+                      index=pd.Index(rows, name="metric"), columns=names)
     atomic_write_text(out / "matrices" / "baseline.csv", df.to_csv())
 
 
@@ -313,15 +358,32 @@ def _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, e
 
     _save_samples(out, scorer, generated, scorer.stages.corpus, cfg.n_samples)
     atomic_write_text(out / "train_log.csv", pd.DataFrame(strategy.history).to_csv(index=False))
+    from evaluators.continual import FINAL_AVERAGES, TRANSFER_KEY, forgetting_floor
+
     matrices = {k: np.array([[m[k] for m in row] for row in state["rows"]], dtype=float) for k in keys}
+    cis = {k: np.array([[m.get(f"{k}_ci95", np.nan) for m in row] for row in state["rows"]],
+                       dtype=float) for k in keys}
     baseline = {k: np.array([b[k] for b in state["baseline"]], dtype=float) for k in keys}
     gt = {k: float(np.mean([g[k] for g in state["ground_truth"]])) for k in keys}
+    aggregates = run_aggregates(matrices, baseline)
+    # CI of a mean over the N subsets of the last row (independent cells): sqrt(sum ci^2) / N
+    agg_ci = {a: float(np.sqrt(np.sum(cis[k][-1] ** 2)) / cis[k].shape[1])
+              for a, k in FINAL_AVERAGES.items() if k in cis}
+    r1 = matrices[TRANSFER_KEY]
+    ranked = [(n // scorer.settings.batch) * scorer.settings.batch for n in scorer.sizes]
+    floor = (forgetting_floor(r1, ranked, seed=cfg.seed) if r1.shape[0] == r1.shape[1]
+             else {"mean": float("nan"), "q95": float("nan")})
+    fr = aggregates.get("FR", float("nan"))
+    chance = {f"r_precision_top{k}": k / scorer.settings.batch for k in (1, 2, 3)}
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     wall = state["elapsed"] + extra_s
     result = {
         "method": cfg.method, "setting": cfg.setting, "order": record["order"]["name"],
         "seed": cfg.seed, "preset": cfg.preset, "scenario_order": names,
-        "n_experiences": len(state["rows"]), "aggregates": run_aggregates(matrices, baseline),
+        "n_experiences": len(state["rows"]), "aggregates": aggregates,
+        "aggregates_ci95": agg_ci, "chance": chance,
+        "fr_floor": {**floor, "inside": bool(np.isfinite(fr) and fr <= floor["q95"])},
+        "eval": dataclasses.asdict(scorer.settings), "n_test": scorer.sizes,
         "final": {k: matrices[k][-1].tolist() for k in keys}, "ground_truth": gt,
         "ground_truth_per_subset": {k: [g[k] for g in state["ground_truth"]] for k in keys},
         "generation_failure_rate": state["failed"] / max(state["total"], 1),
@@ -347,6 +409,9 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
     a("--cache", default=cache_default, help="stage cache folder")
     a("--device", default="cpu")
     a("--max-test", type=int, help="cap on test motions per subset (0 = all)")
+    a("--full-matrix", action="store_true",
+      help="evaluate every cell r[i, j]; default: only j <= i + 1 (all that the aggregates, FWT "
+           "and the figures use) and the whole last row")
     a("--threads", type=int, default=0, help="torch CPU threads per run (0 = default)")
     a("--no-progress", action="store_true", help="no progress bars")
     a("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -359,6 +424,7 @@ def shared_options(args) -> dict:
     opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
                 evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
                 device=args.device, max_test=args.max_test, threads=args.threads,
+                full_matrix=args.full_matrix,
                 progress=not args.no_progress, method_overrides=method)
     if args.cache:
         opts["cache"] = args.cache

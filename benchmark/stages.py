@@ -98,10 +98,14 @@ def evaluator_stage(cache: Path, corpus, evaluator: str | None, preset: str, see
     return ev
 
 
-def backbone_stage(cache: Path, corpus, backbone: str, tiny_config) -> tuple[Path, str]:
-    """``tiny`` -> the cached tiny LLaMA (text tokenizer trained on the train-part captions);
-    a path -> that Hugging Face folder.  Returns (folder, hash)."""
+def backbone_stage(cache: Path, corpus, backbone: str, tiny_config, pretrain=None,
+                   tokenizer=None) -> tuple[Path, str]:
+    """``tiny`` -> the cached tiny LLaMA (text tokenizer trained on the train-part captions),
+    pretrained before the stream by ``pretrain`` (a :class:`PretrainConfig`; its recipe,
+    settings and data hashes are part of the stage hash and of ``backbone.json``); a path ->
+    that Hugging Face folder, used as it is.  Returns (folder, hash)."""
     from benchmark.backbone import build_tiny_backbone
+    from benchmark.backbone.pretrain import PretrainConfig, generic_motion_pool, pretrain_backbone
 
     if backbone != "tiny":
         path = Path(backbone)
@@ -112,11 +116,34 @@ def backbone_stage(cache: Path, corpus, backbone: str, tiny_config) -> tuple[Pat
         weights = sorted((p.name, p.stat().st_size) for p in path.iterdir()
                          if p.suffix in (".safetensors", ".bin"))
         return path, hash_json([hash_files(small), weights])
+    pretrain = pretrain or PretrainConfig(recipe="none")
     texts = [t for i in corpus.part_ids("train") for t in corpus.texts(i)]
-    key = hash_json({"v": STAGE_VERSION, "texts": hash_json(sorted(texts)),
-                     "config": dataclasses.asdict(tiny_config)})
+    key_parts = {"v": STAGE_VERSION, "texts": hash_json(sorted(texts)),
+                 "config": dataclasses.asdict(tiny_config)}
+    if pretrain.recipe != "none":
+        key_parts["pretrain"] = dataclasses.asdict(pretrain)
+    if pretrain.recipe == "text+motion":
+        if tokenizer is None:
+            raise DataError(None, "the text+motion pretraining recipe needs the motion tokenizer",
+                            "build the tokenizer stage first")
+        key_parts["tokenizer"] = tokenizer.content_hash
+    key = hash_json(key_parts)
     path = cache / "backbone" / f"tiny-{key}"
-    _build_once(path, lambda p: build_tiny_backbone(texts, p, tiny_config))
+
+    def build(p: Path) -> None:
+        from benchmark.io import atomic_dir
+
+        pool, n_codes = None, 0
+        if pretrain.recipe == "text+motion":
+            pool_corpus = generic_motion_pool(cache, pretrain, corpus.emotions)
+            pool = tokenizer.encode_batch([pool_corpus.features(i) for i in pool_corpus.ids])
+            n_codes = tokenizer.codebook_size
+        with atomic_dir(p) as tmp:
+            build_tiny_backbone(texts, tmp, tiny_config, overwrite=True)
+            pretrain_backbone(tmp, texts, pretrain, motion_codes=pool, n_codes=n_codes,
+                              max_motion_tokens=max(1, 196 // tokenizer.downsample) if tokenizer else 49)
+
+    _build_once(path, build)
     return path, hash_files([p for p in path.rglob("*") if p.is_file()], root=path)
 
 
@@ -141,7 +168,7 @@ def codes_stage(cache: Path, corpus, tokenizer, ids: list[str]) -> dict[str, np.
 def build_stages(cache: str | os.PathLike, *, data: str | None, tokenizer: str | None,
                  evaluator: str | None, backbone: str, setting: str, seed: int,
                  corpus_scale: float, tokenizer_preset: str, evaluator_preset: str,
-                 tiny_config, device="cpu") -> Stages:
+                 tiny_config, pretrain=None, device="cpu") -> Stages:
     """All stages of a run (stage seeds are fixed at 0 so runs of different seeds share them;
     the split uses the run seed)."""
     cache = Path(cache)
@@ -149,7 +176,7 @@ def build_stages(cache: str | os.PathLike, *, data: str | None, tokenizer: str |
     manifest, split_hash = split_stage(cache, corpus, setting, seed)
     tok = tokenizer_stage(cache, corpus, tokenizer, tokenizer_preset, 0, device)
     ev = evaluator_stage(cache, corpus, evaluator, evaluator_preset, 0, device)
-    bb_path, bb_hash = backbone_stage(cache, corpus, backbone, tiny_config)
+    bb_path, bb_hash = backbone_stage(cache, corpus, backbone, tiny_config, pretrain, tok)
     hashes = {"corpus": corpus.content_hash, "split": split_hash, "tokenizer": tok.content_hash,
               "evaluator": ev.content_hash, "backbone": bb_hash}
     return Stages(corpus, manifest, tok, ev, bb_path, hashes)

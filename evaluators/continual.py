@@ -36,11 +36,20 @@ DIRECTIONS: dict[str, str] = {
 AGGREGATE_KEYS: tuple[str, ...] = tuple(DIRECTIONS)
 
 __all__ = ["aggregates", "run_aggregates", "final_average", "forgetting_rate", "backward_transfer",
-           "forward_transfer", "validate_matrix", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES"]
+           "forward_transfer", "validate_matrix", "needed_cells", "forgetting_floor", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES"]
+
+
+def needed_cells(n: int) -> np.ndarray:
+    """``(N, N)`` bool: the cells every aggregate, FWT and the figures need, ``j <= i + 1``
+    (0-based: everything trained so far plus the next subset, and the whole last row).  The
+    runner evaluates only these unless ``--full-matrix``; the rest of the upper triangle is NaN."""
+    i, j = np.indices((n, n))
+    return (j <= i + 1) | (i == n - 1)
 
 
 def validate_matrix(r: np.ndarray, name: str = "matrix") -> np.ndarray:
-    """Return ``r`` as a float ``(N, N)`` array; raise ValueError if not square or partly NaN.
+    """Return ``r`` as a float ``(N, N)`` array; raise ValueError if not square or if a cell of
+    :func:`needed_cells` is NaN (cells above the first superdiagonal may be NaN: not evaluated).
 
     An all-NaN matrix (metric not computed, e.g. multimodality without repeats) is allowed.
     """
@@ -48,10 +57,13 @@ def validate_matrix(r: np.ndarray, name: str = "matrix") -> np.ndarray:
     if r.ndim != 2 or r.shape[0] != r.shape[1] or r.shape[0] == 0:
         raise ValueError(f"{name}: expected a non-empty square (N, N) matrix, got shape {r.shape}")
     nan = ~np.isfinite(r)
-    if nan.any() and not nan.all():
-        bad = [tuple(int(v) + 1 for v in ij) for ij in np.argwhere(nan)[:5]]
+    if nan.all():
+        return r
+    bad_cells = nan & needed_cells(r.shape[0])
+    if bad_cells.any():
+        bad = [tuple(int(v) + 1 for v in ij) for ij in np.argwhere(bad_cells)[:5]]
         raise ValueError(f"{name}: NaN/inf at (after, subset) = {bad} (1-based); every experience "
-                         f"must be evaluated on every subset")
+                         f"must be evaluated on every subset seen so far and the next one")
     return r
 
 
@@ -135,3 +147,33 @@ def run_aggregates(matrices: Mapping[str, np.ndarray],
            for agg, key in FINAL_AVERAGES.items()}
     out.update(FR=float("nan"), BWT=float("nan"), FWT=float("nan"))
     return out
+
+
+def forgetting_floor(r: np.ndarray, n_test: int | np.ndarray, sims: int = 4000,
+                     seed: int = 0) -> dict[str, float]:
+    """What FR measures when nothing is forgotten, from the evaluation's own noise (in points).
+
+    FR takes a max over rows ``k = j..N-1`` of noisy scores, so noise alone makes it positive.
+    Null model: subset ``j``'s true top-1 R-precision is constant over rows, estimated by the
+    mean of the observed ``r[k, j]``, ``k >= j`` (all rows from its own training on, including the
+    last); each evaluated cell is a fresh draw ``Binomial(n_test_j, p_j) / n_test_j`` (each of
+    the ``n_test_j`` test texts either retrieves its new generation or not; this binomial
+    variance is an upper bound of the variance of R@1 averaged over reshuffled batches, so the
+    floor is conservative).  ``sims`` simulated matrices give FR's null distribution: returns
+    ``{"mean", "q95"}`` x 100 (percentage points, like FR).  NaN for N = 1.
+    """
+    r = validate_matrix(r)
+    n = r.shape[0]
+    if n < 2:
+        return {"mean": float("nan"), "q95": float("nan")}
+    sizes = np.broadcast_to(np.asarray(n_test, dtype=np.int64), (n,))
+    if (sizes < 1).any():
+        raise ValueError(f"n_test must be >= 1 per subset, got {sizes.tolist()}")
+    rng = np.random.default_rng(seed)
+    fr = np.zeros(sims)
+    for j in range(n - 1):
+        p = float(np.clip(np.nanmean(r[j:, j]), 0.0, 1.0))
+        draws = rng.binomial(sizes[j], p, size=(sims, n - j)) / sizes[j]   # rows j..N-1
+        fr += draws[:, :-1].max(axis=1) - draws[:, -1]
+    fr *= 100.0 / (n - 1)
+    return {"mean": float(fr.mean()), "q95": float(np.quantile(fr, 0.95))}

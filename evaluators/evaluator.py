@@ -185,10 +185,12 @@ class Evaluator:
         """Metric row (keys :data:`METRIC_KEYS`, ``*_ci95`` when ``repeats > 1``).
 
         ``generated[i]`` was generated from ``texts[i]`` with emotion ``emotions[i]`` (class id or
-        name).  R-precision uses batches of ``min(batch_size, n)`` pairs (``r_precision_batch``;
-        chance = 1/batch), shuffled per repeat with ``seed + r``; diversity uses
-        ``min(300, n)`` pairs (``diversity_pairs``); multimodality ``min(10, gens)`` pairs, NaN
-        without ``mm_generated``.  FID and emotion F1 are deterministic (CI 0).
+        name).  R-precision uses full batches of ``batch_size`` pairs (``r_precision_batch``;
+        chance ``chance_top{k}`` = k/batch; fewer than ``batch_size`` motions -> DataError),
+        shuffled per repeat with ``seed + r``; diversity uses 300 pairs (distinct pairs when
+        the pool is smaller; ``diversity_pairs``); multimodality 10 pairs of generations of
+        the same text (distinct pairs; NaN without ``mm_generated``).  FID and emotion F1 are
+        deterministic given the generations (CI 0).
         """
         from evaluators.scoring import score_embeddings
 
@@ -197,8 +199,10 @@ class Evaluator:
         if len(texts) != n or len(emotions) != n:
             raise DataError(None, f"generated ({n}), texts ({len(texts)}) and emotions "
                             f"({len(emotions)}) must have the same length", "pass one text and emotion per motion")
-        if n < 2:
-            raise DataError(None, "need at least 2 generated motions", "evaluate a larger test set")
+        if n < max(2, batch_size):
+            raise DataError(None, f"{n} generated motions, but R-precision needs at least one full "
+                            f"batch of {batch_size}", "evaluate a larger test set (or, for a smoke "
+                            "test only, an explicitly smaller batch size)")
         if repeats < 1:
             raise ValueError("repeats must be >= 1")
         labels = np.array([self.config.emotions.index(e) if isinstance(e, str) else int(e) for e in emotions])

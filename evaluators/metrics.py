@@ -11,8 +11,11 @@ text and motion embeddings being a matched pair.
   (``drop_last=True``); chance level is ``k / batch_size``.
 - Matching score (MM-Dist): mean Euclidean distance of matched pairs.
 - Diversity: mean distance between two independent random index sets (each without
-  replacement) of ``n_pairs`` (300) embeddings.
-- Multimodality: same within the generations of each text (``n_pairs`` = 10).
+  replacement) of ``n_pairs`` (300) embeddings, as the reference; when the pool is smaller than
+  ``2 n_pairs`` (a 64-motion test subset), ``n_pairs`` *distinct* pairs ``i != j`` instead, so no
+  embedding is ever compared with itself (:func:`pair_indices`).
+- Multimodality: same within the generations of each text (``n_pairs`` = 10; 30 generations
+  in the reference, distinct pairs when there are fewer generations than pairs).
 - Repeated evaluation: mean and 95% CI = 1.96 * std / sqrt(R) (population std, as T2M-GPT).
 """
 from __future__ import annotations
@@ -37,7 +40,8 @@ METRIC_DIRECTIONS: dict[str, str] = {
 
 __all__ = [
     "METRIC_KEYS", "METRIC_DIRECTIONS", "activation_statistics", "frechet_distance", "euclidean_distance_matrix", "r_precision",
-    "matching_score", "diversity", "multimodality", "emotion_f1", "mean_ci95",
+    "matching_score", "diversity", "multimodality", "emotion_f1", "mean_ci95", "pair_indices",
+    "max_pairs",
 ]
 
 
@@ -126,33 +130,54 @@ def matching_score(text_emb: np.ndarray, motion_emb: np.ndarray) -> float:
     return float(np.linalg.norm(t - m, axis=1).mean())
 
 
+def pair_indices(n: int, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(first, second)`` of ``n_pairs`` comparisons within a pool of ``n`` items.
+
+    ``n >= 2 n_pairs`` (the reference's regime: 30 generations for 10 pairs, thousands of test
+    motions for 300): the reference's two independent index sets, each without replacement (a
+    pair is an item with itself with probability 1/n, as in T2M-GPT).  Fewer items:
+    ``n_pairs`` distinct unordered pairs ``i < j`` drawn without replacement from the
+    ``n (n - 1) / 2`` possible ones, so no item is compared with itself (with 3 generations and
+    3 "pairs" the reference draw compares a third of them with themselves).
+    ValueError when fewer distinct pairs exist than asked for.
+    """
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+    if n >= 2 * n_pairs:
+        return rng.choice(n, n_pairs, replace=False), rng.choice(n, n_pairs, replace=False)
+    total = n * (n - 1) // 2
+    if total < n_pairs:
+        raise ValueError(f"{n} items give only {total} distinct pairs, {n_pairs} asked for; "
+                         f"use more items (or fewer pairs)")
+    first, second = np.triu_indices(n, k=1)
+    pick = rng.choice(total, n_pairs, replace=False)
+    return first[pick], second[pick]
+
+
+def max_pairs(n: int, n_pairs: int) -> int:
+    """The largest number of comparisons <= ``n_pairs`` that :func:`pair_indices` can draw."""
+    return n_pairs if n >= 2 * n_pairs else min(n_pairs, n * (n - 1) // 2)
+
+
 def diversity(emb: np.ndarray, n_pairs: int = 300, seed: int = 0) -> float:
-    """Mean distance between ``n_pairs`` random pairs: two index sets drawn without replacement."""
+    """Mean distance between ``n_pairs`` random pairs (:func:`pair_indices`)."""
     emb = _as_2d(emb, "emb")
-    if emb.shape[0] < n_pairs:
-        raise ValueError(f"diversity needs at least n_pairs={n_pairs} embeddings, got {emb.shape[0]}")
-    rng = np.random.default_rng(seed)
-    first = rng.choice(emb.shape[0], n_pairs, replace=False)
-    second = rng.choice(emb.shape[0], n_pairs, replace=False)
+    first, second = pair_indices(emb.shape[0], n_pairs, np.random.default_rng(seed))
     return float(np.linalg.norm(emb[first] - emb[second], axis=1).mean())
 
 
 def multimodality(emb: np.ndarray, n_pairs: int = 10, seed: int = 0) -> float:
     """Mean distance between ``n_pairs`` random pairs of generations of the same text.
 
-    ``emb``: ``(n_texts, n_gens, D)``; the same two index sets are used for every text.
+    ``emb``: ``(n_texts, n_gens, D)``; the same index pairs (:func:`pair_indices` over the
+    generations) are used for every text.
     """
     emb = np.asarray(emb, np.float64)
     if emb.ndim != 3:
         raise ValueError(f"emb must be (n_texts, n_gens, D), got shape {emb.shape}")
     if not np.isfinite(emb).all():
         raise ValueError("emb contains NaN or inf")
-    if emb.shape[1] < n_pairs:
-        raise ValueError(f"multimodality needs at least n_pairs={n_pairs} generations per text, "
-                         f"got {emb.shape[1]}")
-    rng = np.random.default_rng(seed)
-    first = rng.choice(emb.shape[1], n_pairs, replace=False)
-    second = rng.choice(emb.shape[1], n_pairs, replace=False)
+    first, second = pair_indices(emb.shape[1], n_pairs, np.random.default_rng(seed))
     return float(np.linalg.norm(emb[:, first] - emb[:, second], axis=2).mean())
 
 

@@ -17,13 +17,18 @@ def score_embeddings(text_emb: np.ndarray, motion_emb: np.ndarray,
     """Metric row from matched text/motion embeddings ``(n, D)``, the reference (mu, sigma),
     emotion predictions/labels ``(n,)`` and optional multimodality embeddings ``(texts, gens, D)``.
 
-    Each repeat ``r`` shuffles the pairs with ``seed + r`` before cutting R-precision batches
-    (incomplete last batch dropped, matching score over the same pairs) and draws new
-    diversity/multimodality pairs.
+    Each repeat ``r`` shuffles the pairs with ``seed + r`` before cutting R-precision batches of
+    exactly ``batch_size`` (incomplete last batch dropped, matching score over the same pairs;
+    fewer than ``batch_size`` pairs -> ValueError, never a smaller batch with another chance
+    level) and draws new diversity/multimodality pairs (distinct pairs when the pool is smaller
+    than the number of pairs, :func:`evaluators.metrics.pair_indices`).  ``chance_top{k}`` =
+    ``k / batch_size`` is recorded with every row.
     """
     n = len(motion_emb)
-    bs = min(batch_size, n)
-    n_div = min(DIVERSITY_PAIRS, n)
+    bs = int(batch_size)
+    if n < bs:
+        raise ValueError(f"R-precision needs at least {bs} pairs (one full batch), got {n}")
+    n_div = M.max_pairs(n, DIVERSITY_PAIRS)
     fid = M.frechet_distance(*M.activation_statistics(motion_emb), *ref_stats)
     f1 = M.emotion_f1(pred_emotions, true_emotions)
     runs: dict[str, list[float]] = {k: [] for k in ("r_precision_top1", "r_precision_top2",
@@ -32,24 +37,24 @@ def score_embeddings(text_emb: np.ndarray, motion_emb: np.ndarray,
     for r in range(repeats):
         rng = np.random.default_rng(seed + r)
         perm = rng.permutation(n)[: (n // bs) * bs]
-        rp = M.r_precision(text_emb[perm], motion_emb[perm], top_k=min(3, bs), batch_size=bs)
-        rp = np.pad(rp, (0, 3 - len(rp)), constant_values=1.0)
+        rp = M.r_precision(text_emb[perm], motion_emb[perm], top_k=3, batch_size=bs)
         for k in range(3):
             runs[f"r_precision_top{k + 1}"].append(float(rp[k]))
         runs["matching_score"].append(M.matching_score(text_emb[perm], motion_emb[perm]))
         runs["diversity"].append(M.diversity(motion_emb, n_div, seed=seed + r))
         if mm_emb is not None:
-            runs["multimodality"].append(M.multimodality(mm_emb, min(MM_PAIRS, mm_emb.shape[1]),
-                                                         seed=seed + r))
+            runs["multimodality"].append(M.multimodality(
+                mm_emb, M.max_pairs(mm_emb.shape[1], MM_PAIRS), seed=seed + r))
         else:
             runs["multimodality"].append(float("nan"))
     out: dict = {"fid": fid, "emotion_f1": f1, "n": int(n), "r_precision_batch": int(bs),
-                 "diversity_pairs": int(n_div), "repeats": int(repeats)}
+                 "diversity_pairs": int(n_div), "repeats": int(repeats),
+                 **{f"chance_top{k}": k / bs for k in (1, 2, 3)}}
+    if mm_emb is not None:
+        out["multimodality_pairs"] = int(M.max_pairs(mm_emb.shape[1], MM_PAIRS))
     for k, vals in runs.items():
-        out[k], ci = M.mean_ci95(vals)
-        if repeats > 1:
-            out[f"{k}_ci95"] = ci
-    if repeats > 1:
-        out["fid_ci95"] = 0.0
-        out["emotion_f1_ci95"] = 0.0
+        out[k], out[f"{k}_ci95"] = M.mean_ci95(vals)
+    # deterministic given the generations (no random part in their evaluation)
+    out["fid_ci95"] = 0.0
+    out["emotion_f1_ci95"] = 0.0
     return out

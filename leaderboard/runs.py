@@ -141,7 +141,11 @@ def _read_matrices(run_dir: Path, order: list[str]) -> tuple[dict[str, pd.DataFr
     mdir = run_dir / "matrices"
     if not mdir.is_dir():
         raise DataError(mdir, "matrices/ folder is missing", "rerun the run (its evaluation did not finish)")
-    mats = {p.stem: _read_matrix(p, order) for p in sorted(mdir.glob("*.csv")) if p.stem != "baseline"}
+    from evaluators.metrics import METRIC_KEYS
+
+    # <metric>.csv are the matrices; <metric>_ci.csv their per-cell CIs, chance.csv the chance
+    # levels (read by :func:`read_cis` / :func:`read_chance`)
+    mats = {p.stem: _read_matrix(p, order) for p in sorted(mdir.glob("*.csv")) if p.stem in METRIC_KEYS}
     if not mats:
         raise DataError(mdir, "no matrix CSVs", "rerun the run")
     base_path = mdir / "baseline.csv"

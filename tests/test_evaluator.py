@@ -78,8 +78,13 @@ def test_evaluate_multimodality_and_small_batch(tiny_evaluator, test_set):
     ev = tiny_evaluator
     n = 10
     mm = [[m, m[: max(4, len(m) // 2)], m[::-1].copy()] for m in motions[:n]]
-    row = ev.evaluate(motions[:n], texts[:n], emotions[:n], motions, mm_generated=mm, batch_size=32)
-    assert row["r_precision_batch"] == n and row["diversity_pairs"] == n
+    # fewer motions than one full batch of 32: refused, never a smaller batch with another chance
+    with pytest.raises(DataError, match="full batch of 32"):
+        ev.evaluate(motions[:n], texts[:n], emotions[:n], motions, mm_generated=mm, batch_size=32)
+    # an explicit smaller batch (smoke tests only) is recorded with its chance level
+    row = ev.evaluate(motions[:n], texts[:n], emotions[:n], motions, mm_generated=mm, batch_size=5)
+    assert row["r_precision_batch"] == 5 and row["chance_top1"] == pytest.approx(1 / 5)
+    assert row["diversity_pairs"] == 45 and row["multimodality_pairs"] == 3   # all distinct pairs
     assert np.isfinite(row["multimodality"]) and row["multimodality"] > 0
 
 

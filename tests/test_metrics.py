@@ -70,30 +70,50 @@ def test_matching_score_known():
 def test_diversity_hand_built_and_seeded():
     # two points at distance 2: any pair is (a,a)=0 or (a,b)=2 -> mean = 2 * fraction of mismatches
     emb = np.array([[0.0, 0.0], [2.0, 0.0]])
-    d = M.diversity(emb, n_pairs=2, seed=3)
-    assert d in (0.0, 1.0, 2.0)
-    # all points equidistant (distance sqrt 2): diversity = sqrt(2) * fraction of distinct pairs
-    simplex = np.eye(400)
+    assert M.diversity(emb, n_pairs=1, seed=3) == 2.0       # the one distinct pair
+    # all points equidistant (distance sqrt 2), reference regime (n >= 2 x pairs):
+    # diversity = sqrt(2) * fraction of pairs that are two different points
+    simplex = np.eye(600)
     for s in range(3):
         rng = np.random.default_rng(s)
-        a, b = rng.choice(400, 300, replace=False), rng.choice(400, 300, replace=False)
+        a, b = rng.choice(600, 300, replace=False), rng.choice(600, 300, replace=False)
         assert M.diversity(simplex, 300, seed=s) == pytest.approx(np.sqrt(2) * (a != b).mean())
     assert M.diversity(simplex, 300, seed=7) == M.diversity(simplex, 300, seed=7)
-    with pytest.raises(ValueError):
+    # fewer items than pairs: distinct pairs only (10 items -> 45 pairs; 300 cannot be drawn)
+    assert M.diversity(simplex[:10], n_pairs=45, seed=1) == pytest.approx(np.sqrt(2))
+    with pytest.raises(ValueError, match="distinct pairs"):
         M.diversity(simplex[:10], n_pairs=300)
 
 
 def test_multimodality_shape_and_value():
-    emb = np.zeros((4, 10, 3))
-    emb[:, :, 0] = np.arange(10)[None, :]          # gens along a line
+    emb = np.zeros((4, 20, 3))
+    emb[:, :, 0] = np.arange(20)[None, :]          # gens along a line; reference regime (20 >= 2 x 10)
     mm = M.multimodality(emb, n_pairs=10, seed=0)
     rng = np.random.default_rng(0)
-    a, b = rng.choice(10, 10, replace=False), rng.choice(10, 10, replace=False)
+    a, b = rng.choice(20, 10, replace=False), rng.choice(20, 10, replace=False)
     assert mm == pytest.approx(np.abs(a - b).mean())
-    with pytest.raises(ValueError):
-        M.multimodality(emb[:, :5], n_pairs=10)
+    # 5 generations, 10 pairs: exactly the 10 distinct pairs; mean |i - j| over i < j in 0..4 = 2
+    assert M.multimodality(emb[:, :5], n_pairs=10, seed=3) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="distinct pairs"):
+        M.multimodality(emb[:, :4], n_pairs=10)
     with pytest.raises(ValueError):
         M.multimodality(emb[0], n_pairs=2)
+
+
+def test_pair_indices_never_pair_an_item_with_itself_below_the_pool_size():
+    rng = np.random.default_rng(0)
+    for n, k in ((3, 3), (5, 10), (64, 300)):
+        a, b = M.pair_indices(n, k, rng)
+        assert len(a) == len(b) == k and (a < b).all()                # distinct, unordered
+        assert len(set(zip(a.tolist(), b.tolist()))) == k              # without replacement
+    # 3 generations and 3 pairs: the three distinct pairs, mean distance of points on a line
+    emb = np.arange(3.0)[None, :, None]                                # (1 text, 3 gens, 1)
+    assert M.multimodality(emb, n_pairs=3) == pytest.approx((1 + 2 + 1) / 3)
+    # the reference draw (pool >= pairs) is unchanged: two independent permutation prefixes
+    a, b = M.pair_indices(600, 300, np.random.default_rng(5))
+    r = np.random.default_rng(5)
+    assert (a == r.choice(600, 300, replace=False)).all() and (b == r.choice(600, 300, replace=False)).all()
+    assert M.max_pairs(3, 10) == 3 and M.max_pairs(64, 300) == 300 and M.max_pairs(500, 300) == 300
 
 
 def test_emotion_f1_and_ci():
