@@ -34,6 +34,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("leaderboard",): ("leaderboard.commands:leaderboard", "tables (CSV + LaTeX) and figures from run folders"),
     ("compare",): ("leaderboard.commands:compare", "statistics across scenario orders and methods"),
     ("bench",): ("benchmark.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),
+    ("export",): ("benchmark.corpus.bvh_export:export",
+                  "write a run's generated and ground-truth samples as BVH (SMPL skeleton)"),
 }
 
 

@@ -339,7 +339,7 @@ def format_bvh(names: Sequence[str], parents: Sequence[int], offsets: np.ndarray
     ``offsets`` ``(J, 3)`` rest offsets; ``rotations`` ``(F, J, 3, 3)`` local rotations;
     ``translations`` ``(F, J, 3)`` local translations (the position channels, which replace the
     offsets on import); ``end_sites`` maps a joint index to its End Site offset.
-    Joints must be in depth-first order (parents before children, subtrees contiguous).
+    Joint 0 is the root; the file lists joints (and their MOTION columns) depth first.
     """
     end_sites = end_sites or {}
     children: dict[int, list[int]] = {i: [] for i in range(len(names))}
@@ -347,11 +347,13 @@ def format_bvh(names: Sequence[str], parents: Sequence[int], offsets: np.ndarray
         if p >= 0:
             children[p].append(i)
     out = ["HIERARCHY"]
+    visit: list[int] = []
     chans = "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
 
     def emit(j: int, depth: int) -> None:
         pad = "  " * depth
         kw = "ROOT" if parents[j] < 0 else "JOINT"
+        visit.append(j)
         out.extend([f"{pad}{kw} {names[j]}", f"{pad}{{",
                     f"{pad}  OFFSET {' '.join(f'{v:.6f}' for v in offsets[j])}", f"{pad}  {chans}"])
         for c in children[j]:
@@ -364,7 +366,7 @@ def format_bvh(names: Sequence[str], parents: Sequence[int], offsets: np.ndarray
 
     emit(0, 0)
     euler = _euler_zxy(rotations)                                     # (F, J, 3)
-    frames = np.concatenate([translations, euler], axis=-1).reshape(len(rotations), -1)
+    frames = np.concatenate([translations, euler], axis=-1)[:, visit].reshape(len(rotations), -1)
     out += ["MOTION", f"Frames: {len(frames)}", f"Frame Time: {frame_time:.7f}"]
     out += [" ".join(f"{v:.6f}" for v in row) for row in frames]
     return "\n".join(out) + "\n"
