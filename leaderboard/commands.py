@@ -58,19 +58,22 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, *, metric: str
     diagram; returns the tidy stats rows."""
     from benchmark.io import atomic_write_text
     from leaderboard import figures as figs
-    from leaderboard.runs import available_metrics, load_runs, runs_frame, validate_metrics
+    from leaderboard.runs import (available_metrics, load_runs, runs_frame, subsets_frame,
+                                  validate_metrics)
     from leaderboard.stats import run_stats, to_markdown
     from leaderboard.tables import to_csv_text
 
     runs = load_runs(run_dirs, allow_mixed=allow_mixed, strict=strict)
     (metric,) = validate_metrics([metric], available_metrics(runs))
     per_run = runs_frame(runs, [metric])
+    per_subset = subsets_frame(runs, metric)
     if setting is not None:
         settings = sorted(per_run["setting"].unique())
         if setting.lower() not in settings:
             raise DataError(None, f"no runs in setting {setting!r}", f"choose from {', '.join(settings)}")
         per_run = per_run[per_run["setting"] == setting.lower()]
-    res = run_stats(per_run, metric, alpha=alpha, seed=seed)
+        per_subset = per_subset[per_subset["setting"] == setting.lower()]
+    res = run_stats(per_run, metric, alpha=alpha, seed=seed, per_subset=per_subset)
     out = Path(out_dir)
     csv_text, md_text = to_csv_text(res.rows), to_markdown(res)
     atomic_write_text(out / "stats.csv", csv_text)

@@ -284,6 +284,34 @@ def runs_frame(runs: list[Run], metrics: list[str] | None = None) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def subset_values(run: Run, metric: str) -> pd.Series:
+    """The per-subset terms whose mean is the aggregate ``metric`` (index = subset names):
+    the last row of the averaged matrix for AF/AR/AR3/AD/AMM/AWF, and for FR each subset's
+    ``100 (max_{k=j..N-1} r[k, j] - r[N, j])`` (NaN for the last subset of the order).  Empty
+    for an aggregate without per-subset terms (BWT/FWT)."""
+    from evaluators.continual import FINAL_AVERAGES, TRANSFER_KEY
+
+    if metric in FINAL_AVERAGES and FINAL_AVERAGES[metric] in run.matrices:
+        return run.matrices[FINAL_AVERAGES[metric]].iloc[-1].astype(float)
+    if metric == "FR" and TRANSFER_KEY in run.matrices:
+        m = run.matrices[TRANSFER_KEY]
+        r = m.to_numpy(dtype=float)
+        n = r.shape[0]
+        if n < 2 or r.shape[0] != r.shape[1]:
+            return pd.Series(dtype=float)
+        vals = [100.0 * (np.nanmax(r[j:n - 1, j]) - r[n - 1, j]) for j in range(n - 1)] + [np.nan]
+        return pd.Series(vals, index=m.columns)
+    return pd.Series(dtype=float)
+
+
+def subsets_frame(runs: list[Run], metric: str) -> pd.DataFrame:
+    """Tidy per-subset values: method, setting, order, seed, subset, value."""
+    rows = [{"method": r.method, "setting": r.setting, "order": r.order, "seed": r.seed,
+             "subset": str(subset), "value": float(v)}
+            for r in runs for subset, v in subset_values(r, metric).items()]
+    return pd.DataFrame(rows, columns=["method", "setting", "order", "seed", "subset", "value"])
+
+
 def available_metrics(runs: list[Run]) -> list[str]:
     """Aggregate names present in any run, in the paper's column order first."""
     names = {k for r in runs for k in list(r.aggregates) + list(r.extra)}

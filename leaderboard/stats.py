@@ -1,8 +1,13 @@
 """Statistics over runs: do scenario orders matter (per method), and which methods differ?
 
-* Orders, per method and setting: Friedman test of a metric across orders with seeds as blocks
-  (Kendall's W as effect size), then pairwise Wilcoxon signed-rank tests with Holm correction
-  (matched-pairs rank-biserial correlation as effect size).
+* Orders, per method and setting: Friedman test of a metric across orders, then pairwise
+  Wilcoxon signed-rank tests with Holm correction (Kendall's W and the matched-pairs
+  rank-biserial correlation as effect sizes).  Blocks are the (seed, test subset) pairs: every
+  subset's test set (the same motions and prompts in every order) gives one matched observation
+  per order, the per-subset term of the aggregate (its final-row score; for FR its forgetting),
+  so the test exists with one seed (8 blocks) and gains blocks with seeds.  Without per-subset
+  values (BWT, FWT), blocks are seeds.  See docs/leaderboard.md for the design and its caveat
+  (subsets of one run are not independent runs).
 * Methods: Friedman across methods with blocks = (setting, order, seed), Nemenyi post-hoc
   (scikit-posthocs), average ranks (1 = best, direction-aware) and the critical difference.
 * Each method's mean with a bootstrap 95% CI (scipy.stats.bootstrap).
@@ -83,11 +88,17 @@ def _holm(p: list[float]) -> list[float]:
     return out.tolist()
 
 
-def order_tests(per_run: pd.DataFrame, metric: str, alpha: float = 0.05) -> list[dict]:
-    """Per (method, setting): Friedman across orders (blocks = seeds) + pairwise Wilcoxon/Holm."""
+def order_tests(per_run: pd.DataFrame, metric: str, alpha: float = 0.05,
+                per_subset: pd.DataFrame | None = None) -> list[dict]:
+    """Per (method, setting): Friedman across orders + pairwise Wilcoxon/Holm.  Blocks =
+    (seed, subset) from ``per_subset`` when given (complete blocks only), else seeds."""
     rows: list[dict] = []
-    for (method, setting), grp in per_run.groupby(["method", "setting"], sort=True):
-        tab = grp.pivot_table(index="seed", columns="order", values="value", aggfunc="mean")
+    use_subsets = per_subset is not None and len(per_subset)
+    source = per_subset if use_subsets else per_run
+    index = ["seed", "subset"] if use_subsets else "seed"
+    blocks = "seed x subset" if use_subsets else "seed"
+    for (method, setting), grp in source.groupby(["method", "setting"], sort=True):
+        tab = grp.pivot_table(index=index, columns="order", values="value", aggfunc="mean")
         tab = tab.dropna()
         n, k = tab.shape
         base = dict(metric=metric, setting=setting, method=method, n_blocks=n, k=k)
@@ -96,13 +107,13 @@ def order_tests(per_run: pd.DataFrame, metric: str, alpha: float = 0.05) -> list
             if k < 3:
                 need.append(f"needs >= 3 scenario orders, have {k}")
             if n < 2:
-                need.append(f"needs >= 2 seeds with every order (blocks), have {n}")
+                need.append(f"needs >= 2 complete blocks ({blocks}), have {n}")
             rows.append(_row(analysis="orders_friedman", note="not tested: " + "; ".join(need), **base))
             continue
         stat, p, w = _friedman(tab.to_numpy())
         rows.append(_row(analysis="orders_friedman", statistic=stat, p_value=p,
                          significant=bool(p < alpha), effect_size=w, effect_name="kendall_w",
-                         note="" if n >= 5 else f"only {n} seeds: low power", **base))
+                         note=f"blocks = {blocks}" + ("" if n >= 5 else "; low power"), **base))
         pairs = list(itertools.combinations(tab.columns, 2))
         tests = [_wilcoxon(tab[a].to_numpy(), tab[b].to_numpy()) for a, b in pairs]
         holm = _holm([t[1] for t in tests])
@@ -214,11 +225,13 @@ def bootstrap_means(per_run: pd.DataFrame, metric: str, seed: int = 0,
     return rows
 
 
-def run_stats(per_run: pd.DataFrame, metric: str, alpha: float = 0.05, seed: int = 0) -> StatsResult:
-    """All analyses for one metric on tidy per-run values (method, setting, order, seed, value)."""
+def run_stats(per_run: pd.DataFrame, metric: str, alpha: float = 0.05, seed: int = 0,
+              per_subset: pd.DataFrame | None = None) -> StatsResult:
+    """All analyses for one metric on tidy per-run values (method, setting, order, seed, value)
+    and, for the order tests, per-subset values (+ ``subset``; :func:`leaderboard.runs.subsets_frame`)."""
     per_run = per_run[per_run["metric"] == metric] if "metric" in per_run else per_run
     result = method_tests(per_run, metric, alpha)
-    extra = order_tests(per_run, metric, alpha) + bootstrap_means(per_run, metric, seed)
+    extra = order_tests(per_run, metric, alpha, per_subset) + bootstrap_means(per_run, metric, seed)
     frames = [f for f in (result.rows, pd.DataFrame(extra, columns=STAT_COLUMNS)) if len(f)]
     result.rows = pd.concat(frames, ignore_index=True) if frames else result.rows
     return result
@@ -258,7 +271,7 @@ def to_markdown(res: StatsResult) -> str:
     for r in rows[rows.analysis == "bootstrap_mean"].itertuples():
         ci = "-" if not np.isfinite(r.ci_low) else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
         out.append(f"| {r.method} | {r.setting} | {int(r.n_blocks)} | {r.mean:.4g} | {ci} | {r.note} |")
-    out += ["", "## Scenario orders (per method; blocks = seeds)", ""]
+    out += ["", "## Scenario orders (per method; blocks = seed x test subset, see docs/leaderboard.md)", ""]
     for r in rows[rows.analysis == "orders_friedman"].itertuples():
         if r.note.startswith("not tested"):
             out.append(f"- {r.method} / {r.setting}: {r.note}")

@@ -44,10 +44,20 @@ def latex_escape(text: str) -> str:
 
 
 def summarize(runs: list[Run], metrics: list[str] | None = None) -> pd.DataFrame:
-    """Long table: method x setting x metric with mean, std (ddof=1) and n over orders x seeds."""
+    """Long table: method x setting x metric with mean, std (ddof=1), n over orders x seeds, the
+    95% CI half-width of the mean (Student t, ``t_{0.975, n-1} std / sqrt(n)``; NaN for n = 1)
+    and ``mean_ci`` ("mean ± ci", the text a paper table shows)."""
+    from scipy import stats
+
     per_run = runs_frame(runs, metrics)
     grouped = per_run.groupby(["method", "setting", "metric"], sort=False)["value"]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    n = out["n"].to_numpy(dtype=float)
+    t = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
+    out["ci95"] = t * out["std"].to_numpy(dtype=float) / np.sqrt(np.maximum(n, 1))
+    out["mean_ci"] = [_fmt(m, DECIMALS.get(k, 3)) + ("" if not math.isfinite(c) else
+                      f" ± {c:.{DECIMALS.get(k, 3)}f}") for m, c, k in
+                      zip(out["mean"], out["ci95"], out["metric"])]
     out["n_orders"] = per_run.groupby(["method", "setting", "metric"], sort=False)["order"].nunique().values
     out["n_seeds"] = per_run.groupby(["method", "setting", "metric"], sort=False)["seed"].nunique().values
     out.insert(1, "display", out["method"].map(display_name))
@@ -119,7 +129,8 @@ def to_latex(summary: pd.DataFrame, metrics: list[str] | None = None, with_std: 
         raise DataError(None, "no table metrics in the runs", "pass --metrics with available names")
     settings = [s for s in SETTING_ORDER if s in set(summary["setting"])]
     settings += sorted(set(summary["setting"]) - set(settings))
-    cell = {(r.source, r.method, r.setting, r.metric): (r.mean, r.std)
+    spread = "ci95" if "ci95" in summary else "std"
+    cell = {(r.source, r.method, r.setting, r.metric): (r.mean, getattr(r, spread))
             for r in summary.itertuples(index=False)}
     ours = sorted({m for s, m, *_ in cell if s == "ours"}, key=method_sort_key)
     paper = sorted({m for s, m, *_ in cell if s == "paper"}, key=method_sort_key)
@@ -164,7 +175,7 @@ def to_latex(summary: pd.DataFrame, metrics: list[str] | None = None, with_std: 
                      r"its own data and LLaMA-2 7B backbone; not comparable run for run)}} \\")
         lines += [row("paper", m, " (paper)") for m in paper]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    cap = caption or ("Lifelong empathic motion generation: mean" + (r"$\pm$std" if with_std else "")
+    cap = caption or ("Lifelong empathic motion generation: mean" + (r"$\pm$95\% CI over orders x seeds" if with_std else "")
                       + " over scenario orders and seeds. Best in \\textbf{bold}, second "
                       "\\underline{underlined} (our runs only).")
     lines += [rf"\caption{{{cap}}}", rf"\label{{{label}}}", r"\end{table*}"]
