@@ -2,16 +2,18 @@
 
 One LoRA adapter is fine-tuned scenario after scenario (as SeqLoRA).  After each scenario the
 diagonal empirical Fisher of the trainable parameters (the LoRA A/B matrices and the
-adapter's motion-token rows) is estimated from the mean squared mini-batch gradient of the
-LM loss on that scenario's training data (dropout off), and the current values are kept as
-the anchor.  Training on later scenarios adds
+adapter's motion-token rows) is the mean over training samples of the squared *per-sample*
+gradient of the LM loss (the empirical Fisher of Kirkpatrick et al.; at most
+``fisher_samples`` samples of the scenario, dropout off), and the current values are kept as
+the anchor.  (It used to be the squared mini-batch gradient, about B times smaller.)  Training on later scenarios adds
 
     lambda/2 * sum_k sum_i F_k,i (theta_i - theta*_k,i)^2
 
 (``mode="separate"``: one term per earlier scenario, as in the paper; ``"online"``: one
 accumulated term, F <- gamma F + F_new, anchored at the latest values; Schwarz et al., 2018).
-Hyperparameters: lambda = 1000 (LoRA-parameter Fisher values are small, ~1e-6..1e-3),
-mode separate, Fisher from at most ``fisher_batches`` = 32 mini-batches of ``batch_size``.
+Hyperparameters: lambda = 100 (the earlier 1000 on the ~B = 8-16 times smaller mini-batch
+Fisher, re-set for the per-sample Fisher so that the penalty keeps about the same strength),
+mode separate, Fisher from at most ``fisher_samples`` = 256 samples.
 Memory per scenario: 2 x the adapter's parameters (anchor + Fisher) in separate mode, a
 fixed 2 x in online mode.
 """
@@ -28,16 +30,16 @@ from benchmark.strategy.regularizers import EWC
 
 @dataclass
 class EWCConfig(StrategyConfig):
-    ewc_lambda: float = field(default=1000.0, metadata={"help": "weight lambda of the EWC penalty"})
+    ewc_lambda: float = field(default=100.0, metadata={"help": "weight lambda of the EWC penalty"})
     mode: str = field(default="separate", metadata={"help": "separate | online"})
     gamma: float = field(default=1.0, metadata={"help": "online mode: decay of the old Fisher"})
-    fisher_batches: int = field(default=32, metadata={
-        "help": "mini-batches used to estimate the Fisher (0 = the whole scenario)"})
+    fisher_samples: int = field(default=256, metadata={
+        "help": "training samples (one gradient each) for the empirical Fisher (0 = all)"})
 
     def __post_init__(self):
         super().__post_init__()
-        if self.fisher_batches < 0:
-            raise ValueError("EWCConfig: fisher_batches must be >= 0")
+        if self.fisher_samples < 0:
+            raise ValueError("EWCConfig: fisher_samples must be >= 0")
         EWC(self.ewc_lambda, self.mode, self.gamma)        # validates lambda, mode, gamma
 
 
@@ -61,7 +63,7 @@ class EWCLoRA(MotionLMStrategy):
         return self.ewc.penalty(self._named())
 
     def after_experience(self, experience) -> None:
-        loader = DataLoader(experience.dataset, batch_size=self.config.batch_size, shuffle=False,
+        loader = DataLoader(experience.dataset, batch_size=1, shuffle=False,   # per sample
                             collate_fn=self.collate, num_workers=0)
         device = self.device
 
@@ -74,7 +76,7 @@ class EWCLoRA(MotionLMStrategy):
         was_training = self.model.training
         self.model.eval()
         try:
-            fisher = EWC.fisher(named, loss, loader, self.config.fisher_batches)
+            fisher = EWC.fisher(named, loss, loader, self.config.fisher_samples)
         finally:
             self.model.train(was_training)
         self.ewc.consolidate(named, fisher)

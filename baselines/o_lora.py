@@ -12,7 +12,11 @@ The new adapter's A (r, d_in) is pushed towards a subspace orthogonal to every e
 Both terms are logged separately in ``history`` (``orth_loss``, ``l2_loss``, unweighted):
 the orthogonality sum grows with the number of scenarios and can dwarf the LM loss.
 Hyperparameters: lambda1 = 0.5, lambda2 = 0 (the O-LoRA scripts' ``--lamda_1 0.5
---lamda_2 0``); LoRA r = 8, alpha 16 on q/k/v/o (shared defaults; O-LoRA used q/v).
+--lamda_2 0``); learning rate: the shared ``lr`` on the first scenario and ``lr *
+later_lr_scale`` (0.1) on every later one, the reference's schedule (cmnfriend/O-LoRA
+``scripts_llama/order_1.sh``: 1e-3 on the first task, 1e-4 after; the absolute value follows
+the preset's lr for the backbone); LoRA r = 8, alpha 16 on q/k/v/o (shared defaults; O-LoRA
+used q/v).
 Memory per scenario: one adapter (r x (d_in + d_out) per target layer + token rows).
 """
 from __future__ import annotations
@@ -30,11 +34,15 @@ from benchmark.strategy.regularizers import lora_l2, lora_orthogonality
 class OLoRAConfig(StrategyConfig):
     lambda1: float = field(default=0.5, metadata={"help": "weight of the orthogonality loss"})
     lambda2: float = field(default=0.0, metadata={"help": "weight of the L2 loss on the new LoRA"})
+    later_lr_scale: float = field(default=0.1, metadata={
+        "help": "lr of every scenario after the first = lr * this (reference: 1e-3 then 1e-4)"})
 
     def __post_init__(self):
         super().__post_init__()
         if self.lambda1 < 0 or self.lambda2 < 0:
             raise ValueError("OLoRAConfig: lambda1 and lambda2 must be >= 0")
+        if self.later_lr_scale <= 0:
+            raise ValueError("OLoRAConfig: later_lr_scale must be > 0")
 
 
 @register_strategy("o_lora", config=OLoRAConfig)
@@ -59,6 +67,9 @@ class OLoRA(MotionLMStrategy):
             self.bank.detach()
         self.add_lora(self.adapter_name(), copy_tokens_from=old[-1] if old else None)
         self._attach(old + [self.adapter_name()])
+
+    def experience_lr(self) -> float:
+        return self.config.lr * (self.config.later_lr_scale if self.exp_counter > 0 else 1.0)
 
     def extra_loss(self, batch, outputs):
         new, old = self.experts[-1], self.experts[:-1]

@@ -22,8 +22,8 @@ Language Models", ACL 2024; code: circle-hit/SAPT), a baseline of the L2-EMG pap
 Hyperparameters: kl_ratio = 2, attention temperature sqrt(d), replay every step (SAPT's LLaMA
 scripts); ``trans_hidden`` = 100 (the value found in SAPT-derived public code; SAPT's own
 default is not in the scripts we read); ``n_pseudo`` = 20 per scenario, ``replay_batch_size`` = 8.
-LoRA: the shared defaults (r=8, alpha=16 on q/k/v/o) for a fair comparison (SAPT used r=4,
-alpha=32, dropout 0 on q/v).  SAPT's pseudo-samples come from a separately trained generator;
+LoRA: SAPT's own shape, r=4, alpha=32, dropout 0 on q/v (``gen_script_long_llama.py``),
+not the shared r=8 on q/k/v/o.  SAPT's pseudo-samples come from a separately trained generator;
 here they are the scenario's real prompts with self-generated motions (only the prompts reach
 the selection module).  Memory per scenario: one LoRA adapter + its motion-token rows, one key
 (d floats), ``n_pseudo`` pseudo-samples (text + <= 50 codes + attention).
@@ -46,6 +46,11 @@ from benchmark.strategy.replay import ReservoirBuffer
 
 @dataclass
 class SAPTConfig(StrategyConfig):
+    lora_r: int = field(default=4, metadata={"help": "LoRA rank (SAPT: 4)"})
+    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (SAPT: 32)"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (SAPT: 0)"})
+    target_modules: tuple[str, ...] = field(default=("q_proj", "v_proj"), metadata={
+        "help": "LoRA target modules (SAPT: q, v)"})
     trans_hidden: int = field(default=100, metadata={"help": "down-projection size of the query net"})
     kl_ratio: float = field(default=2.0, metadata={"help": "weight of the attentive reflection KL"})
     n_pseudo: int = field(default=20, metadata={"help": "pseudo-samples stored per scenario"})

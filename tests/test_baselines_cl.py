@@ -297,3 +297,59 @@ def test_ewc_strategy_penalises_drift(backbone):
     s.train(stream[1])
     assert s.history[-1]["extra_loss"] > 0 and len(s.ewc.terms) == 2
     assert len(_assert_restores(s, backbone).ewc.terms) == 2
+
+
+def test_o_lora_lr_first_task_then_a_tenth_as_the_reference(backbone):
+    s = _strategy("o_lora", backbone, lr=2e-3)
+    stream = _scenario(2, 8).train_stream
+    s.train(stream[0])
+    assert s.optimizer.param_groups[0]["lr"] == pytest.approx(2e-3)
+    s.train(stream[1])
+    assert s.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    s = _strategy("o_lora", backbone, lr=2e-3, later_lr_scale=1.0)
+    s.exp_counter = 1
+    assert s.experience_lr() == pytest.approx(2e-3)
+
+
+def test_ewc_fisher_is_the_per_sample_empirical_fisher(backbone):
+    s = _strategy("ewc", backbone, lr=5e-3, batch_size=4, fisher_samples=0)
+    items = _items(0, 4, seed=5)
+    exp = type("Exp", (), {"dataset": items})()
+    s.before_experience(exp)
+    s.after_experience(exp)
+    named = s._named()
+    s.model.eval()
+    manual = {n: torch.zeros_like(p) for n, p in named}
+    for it in items:                      # mean over samples of the squared per-sample gradient
+        b = s.collate([it])
+        loss = s.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                       labels=b["labels"]).loss
+        for (n, _), g in zip(named, torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)):
+            if g is not None:
+                manual[n] += g.detach() ** 2 / len(items)
+    got = s.ewc.terms[0]
+    assert any(manual[n].abs().sum() > 0 for n in manual)
+    for n in manual:
+        torch.testing.assert_close(got[n]["fisher"], manual[n], rtol=1e-4, atol=1e-10)
+
+
+def test_epi_distance_is_the_minimum_over_class_means(backbone):
+    """Scenario 0 holds two classes far apart (mean in the middle), scenario 1 one class near
+    that middle: a prompt at one of scenario 0's classes goes to scenario 0 with per-class
+    means (the reference) and to scenario 1 with one mean per scenario."""
+    rng = np.random.default_rng(0)
+    centres = {(0, 0): (-5.0, 0.0), (0, 1): (5.0, 0.0), (1, 0): (1.0, 0.0)}
+    feats = {}
+    for (task, cls), c in centres.items():
+        for i in range(10):
+            feats[f"t{task}c{cls}i{i}"] = np.array(c) + rng.normal(scale=0.1, size=2)
+    feats["query"] = np.array([5.0, 0.0])
+    for per_class, expect in ((True, 0), (False, 1)):
+        s = _strategy("epi", backbone, per_class=per_class)
+        s.prompt_features = lambda texts: torch.tensor(np.stack([feats[t] for t in texts]))
+        for task in range(2):
+            items = [{"text": t, "emotion": int(t[3])} for t in feats if t.startswith(f"t{task}")]
+            exp = type("Exp", (), {"dataset": items})()
+            s.after_experience(exp)                 # routing only: no adapter needed
+            s.exp_counter += 1
+        assert s.predict_task(["query"])[0] == expect, per_class

@@ -300,3 +300,13 @@ def test_registered_name_trains_two_scenarios_and_generates(name, tiny_backbone_
     out = s.generate(TEXT_LIST, _greedy(4))
     assert len(out) == 3 and all(((o >= 0) & (o < N_CODES)).all() for o in out)
     assert all(v > 0 for v in s.memory_per_scenario().values())
+
+
+def test_sapt_lora_shape_is_the_references():
+    from benchmark.strategy.registry import make_config
+
+    import baselines.sapt  # noqa: F401 - registers the name
+
+    c = make_config("sapt", {})
+    assert (c.lora_r, c.lora_alpha, c.lora_dropout, c.target_modules) == (4, 32.0, 0.0,
+                                                                          ("q_proj", "v_proj"))
