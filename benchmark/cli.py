@@ -22,6 +22,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                                  "convert Motion-X SMPL-X arrays to a HumanML3D-format folder"),
     ("data", "import-bvh"): ("benchmark.corpus.commands:import_bvh",
                              "convert BVH motion capture to a HumanML3D-format folder"),
+    ("data", "bandai"): ("benchmark.corpus.bandai:bandai",
+                         "build an L2-EMG corpus from the Bandai-Namco motion dataset (BVH)"),
     ("tokenizer", "train"): ("benchmark.tokenizer.commands:train", "train the VQ-VAE motion tokenizer"),
     ("evaluator", "train"): ("evaluators.commands:train", "train the T2M evaluator and emotion classifier"),
     ("evaluator", "score"): ("evaluators.commands:score", "score ground truth against itself (the ceiling)"),

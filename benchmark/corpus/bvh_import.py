@@ -256,22 +256,34 @@ def import_bvh(bvh_dir: str | os.PathLike, out: str | os.PathLike,
                config: dict | None = None, seed: int = 0, overwrite: bool = False,
                log: Callable[[str], None] | None = None) -> Path:
     """Import a folder of BVH files as a HumanML3D-format corpus at ``out`` (atomically)."""
-    from benchmark.corpus.humanml3d import write_humanml3d
-
     bvh_dir = Path(bvh_dir)
     plan, refused, scenarios, emotions = plan_import(bvh_dir, Path(labels) if labels else None,
                                                      name_pattern, scenario_map)
+    meta = {"bvh_dir": str(bvh_dir), "name_pattern": name_pattern, **(config or {})}
+    return write_plan(plan, out, cfg, scenarios, emotions, refused=refused, skip_bad=skip_bad,
+                      captions=captions, source=source, config=meta, seed=seed,
+                      overwrite=overwrite, log=log, where=labels or bvh_dir)
+
+
+def write_plan(plan: pd.DataFrame, out: str | os.PathLike, cfg: BvhImportConfig,
+               scenarios: list[str], emotions: list[str], *,
+               refused: list[tuple[Path, str]] | None = None, skip_bad: bool = False,
+               captions: Callable | None = None, source: str = "bvh", config: dict | None = None,
+               seed: int = 0, overwrite: bool = False, log: Callable[[str], None] | None = None,
+               where: str | os.PathLike | None = None) -> Path:
+    """Convert the rows of an import plan (see :func:`plan_import`) and write the corpus."""
+    from benchmark.corpus.humanml3d import write_humanml3d
+
+    refused = list(refused or [])
     if refused and not skip_bad and not len(plan):
         raise DataError(refused[0][0], refused[0][1], "fix --name-pattern or pass --skip-bad")
     if len(plan) == 0:
-        raise DataError(bvh_dir, "no file could be labelled", "check --name-pattern / --labels")
+        raise DataError(where, "no file could be labelled", "check --name-pattern / --labels")
     if len(scenarios) < 2:
-        raise DataError(labels or bvh_dir, f"the import has {len(scenarios)} scenario(s) "
-                        f"({scenarios}); L2-EMG streams need at least 2",
-                        "label the files with 2 or more scenarios")
+        raise DataError(where, f"the import has {len(scenarios)} scenario(s) ({scenarios}); "
+                        "L2-EMG streams need at least 2", "label the files with 2 or more scenarios")
     meta = {"importer": "bvh", "skeleton": cfg.skeleton, "unit": cfg.unit, "up": cfg.up,
-            "fps": cfg.fps, "retarget": cfg.retarget, "bvh_dir": str(bvh_dir),
-            "name_pattern": name_pattern, **(config or {})}
+            "fps": cfg.fps, "retarget": cfg.retarget, **(config or {})}
     motions = iter_bvh_motions(plan, cfg, skip_bad, refused, captions, source, log)
     out = write_humanml3d(out, motions, scenarios=scenarios, emotions=emotions, config=meta,
                           seed=seed, overwrite=overwrite)
