@@ -53,13 +53,14 @@ def fake_experience(n_items: int, n_codes: int, motion: int):
     return exp, items
 
 
-def build(name: str, args, exp):
-    """A strategy of method ``name`` ready to train its ``args.experts``-th experience."""
+def build(name: str, args, exp, make_backbone=None):
+    """A strategy of method ``name`` ready to train its ``args.experts``-th experience
+    (``make_backbone(args, n_codes) -> MotionLM``, default :func:`backbone`)."""
     from benchmark.strategy import discover, get_strategy, make_config
 
     discover()
     cfg = make_config(name, {"batch_size": args.batch, "lora_dropout": 0.0})
-    s = get_strategy(name).cls(motion_lm=backbone(args, args.codes), config=cfg,
+    s = get_strategy(name).cls(motion_lm=(make_backbone or backbone)(args, args.codes), config=cfg,
                                device=args.device)
     s.model.to(args.device)
     n = args.experts if name == "es_moe" else 1

@@ -59,6 +59,7 @@ class RunConfig:
     dtype: str | None = None
     threads: int = 0                     # torch threads (0 = torch's default)
     stop_after: int = 0                  # test hook: stop after this many experiences (0 = all)
+    gradient_checkpointing: bool = False # recompute activations in backward (same numbers, less memory)
 
     def eval_settings(self) -> EvalSettings:
         """The evaluation protocol of this (resolved) config."""
@@ -111,7 +112,8 @@ PRESETS: dict[str, dict] = {
 
 # fields that do not change the numbers (excluded from the config hash)
 EXECUTION_FIELDS = ("out", "cache", "device", "resume", "progress", "plugins", "threads",
-                    "stop_after", "data", "tokenizer", "evaluator", "backbone")
+                    "stop_after", "data", "tokenizer", "evaluator", "backbone",
+                    "gradient_checkpointing")
 
 
 # ----------------------------------------------------------------------------- run
@@ -241,6 +243,8 @@ def _run(cfg: RunConfig) -> Path:
     mlm = MotionLM.from_pretrained(stages.backbone, stages.tokenizer.codebook_size,
                                    MotionLMConfig(max_motion_tokens=max_motion, dtype=cfg.dtype),
                                    device=cfg.device)
+    if cfg.gradient_checkpointing:
+        mlm.enable_gradient_checkpointing()
     strategy = entry.cls(motion_lm=mlm, config=method_config, device=cfg.device, seed=cfg.seed,
                          progress=cfg.progress)
     experiences = _joint(scenario) if entry.cls.joint else list(scenario.train_stream)
@@ -414,6 +418,9 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
            "and the figures use) and the whole last row")
     a("--threads", type=int, default=0, help="torch CPU threads per run (0 = default)")
     a("--no-progress", action="store_true", help="no progress bars")
+    a("--gradient-checkpointing", action="store_true",
+      help="recompute each decoder layer's activations in backward: less GPU memory, ~30%% more "
+           "compute, same numbers (not part of the config hash)")
     a("--set", action="append", default=[], metavar="KEY=VALUE",
       help="method config field (see `l2emg methods`); gen.KEY=VALUE sets a generation setting")
 
@@ -425,7 +432,8 @@ def shared_options(args) -> dict:
                 evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
                 device=args.device, max_test=args.max_test, threads=args.threads,
                 full_matrix=args.full_matrix,
-                progress=not args.no_progress, method_overrides=method)
+                progress=not args.no_progress, method_overrides=method,
+                gradient_checkpointing=getattr(args, "gradient_checkpointing", False))
     if args.cache:
         opts["cache"] = args.cache
     if gen:

@@ -1,7 +1,7 @@
 """Sweep executors on real (test-preset) runs: Ray on a local runtime and Slurm through
 submitit's local executor give the same matrices as the local executor, a worker killed after
 a checkpoint is retried and resumes, a preempted job is requeued and resumes, a run that fails
-for good is reported while the others finish; ``l2emg status`` on the resulting folder."""
+for good is reported while the others finish (Ray); ``l2emg status`` on the resulting folder."""
 from __future__ import annotations
 
 import json
@@ -27,7 +27,7 @@ def options(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
 
 
 def _cfg(out, options, methods=("seq_lora",), **kw):
-    return sw.SweepConfig(methods=list(methods), settings=["unseen"], orders=[ORDER], seeds=[0, 1],
+    return sw.SweepConfig(methods=list(methods), settings=["unseen"], orders=[ORDER], seeds=[0],
                           out=out, run_options=dict(options), **kw)
 
 
@@ -36,7 +36,7 @@ def reference(options, tmp_path_factory):
     """The grid run by the local executor, one run after another."""
     out = tmp_path_factory.mktemp("local")
     report = sw.sweep_runs(_cfg(out, options), progress=False)
-    assert report["failed"] == {} and len(report["done"]) == 2
+    assert report["failed"] == {} and len(report["done"]) == 1
     return out
 
 
@@ -50,10 +50,10 @@ def _attempts(run: Path) -> list[dict]:
 
 def test_ray_same_results_retry_resume_and_failure(options, reference, tmp_path, monkeypatch):
     out = tmp_path / "ray"
-    victim = sw.RunSpec("seq_lora", "unseen", ORDER, 1, out / "seq_lora" / "unseen"
-                        / f"order{sw._slug(ORDER)}" / "seed1")
+    victim = sw.RunSpec("seq_lora", "unseen", ORDER, 0, out / "seq_lora" / "unseen"
+                        / f"order{sw._slug(ORDER)}" / "seed0")
     marker = tmp_path / "died"
-    # the worker of seed 1 kills its own process after the first experience's checkpoint, once
+    # the worker of the SeqLoRA run kills its own process after the first experience's checkpoint, once
     monkeypatch.setenv(sw.DIE_ONCE_ENV, f"{victim.label}|1|{marker}")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {sw.DIE_ONCE_ENV: f"{victim.label}|1|{marker}"}})
@@ -64,33 +64,28 @@ def test_ray_same_results_retry_resume_and_failure(options, reference, tmp_path,
     finally:
         ray.shutdown()
     assert marker.exists()                                       # the worker did die
-    assert sorted(report["done"]) == ["seq_lora/unseen/order" + ORDER + "/seed0",
-                                      "seq_lora/unseen/order" + ORDER + "/seed1"]
-    assert sorted(report["failed"]) == [f"always_fails/unseen/order{ORDER}/seed{s}" for s in (0, 1)]
-    assert all("fails by design" in e for e in report["failed"].values())
+    assert report["done"] == [victim.label]
+    assert list(report["failed"]) == [f"always_fails/unseen/order{ORDER}/seed0"]
+    assert "fails by design" in report["failed"][f"always_fails/unseen/order{ORDER}/seed0"]
     tries = _attempts(victim.out)
     assert [t["resume"] for t in tries] == [False, True] and tries[1]["from_experience"] == 1
     assert tries[0]["pid"] != tries[1]["pid"]                    # a new worker process
-    for seed in (0, 1):
-        rel = Path("seq_lora") / "unseen" / f"order{sw._slug(ORDER)}" / f"seed{seed}"
-        assert _matrices(out / rel) == _matrices(reference / rel), seed
+    rel = victim.out.relative_to(out)
+    assert _matrices(victim.out) == _matrices(reference / rel)
     rows = {r["label"]: r["state"] for r in sweep_status(out)}
-    assert sorted(rows.values()) == ["failed", "failed", "finished", "finished"]
+    assert sorted(rows.values()) == ["failed", "finished"]
 
 
 def test_slurm_local_requeue_on_preemption_resumes(options, reference, tmp_path, monkeypatch):
     out = tmp_path / "slurm"
     cfg = _cfg(out, options, executor="slurm", slurm_cluster="local", poll_s=0.5, cpus_per_run=1)
-    cfg.seeds = [0]
     spec = sw.plan(cfg)[0]
     marker = tmp_path / "preempted"
     # after the first experience's checkpoint the job gets submitit's preemption signal, once
     monkeypatch.setenv(sw.DIE_ONCE_ENV, f"{spec.label}|1|{marker}|USR2")
-    cfg.methods = ["seq_lora", "always_fails"]
     report = sw.sweep_runs(cfg, progress=False)
     assert marker.exists()
-    assert report["done"] == [spec.label] and list(report["failed"]) == [
-        f"always_fails/unseen/order{ORDER}/seed0"]
+    assert report["done"] == [spec.label] and report["failed"] == {}
     tries = _attempts(spec.out)
     assert [t["resume"] for t in tries] == [False, True] and tries[1]["from_experience"] == 1
     rel = spec.out.relative_to(out.resolve())

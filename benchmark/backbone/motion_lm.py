@@ -128,6 +128,22 @@ class MotionLM:
         mlm.model.to(device)
         return mlm
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each decoder layer's activations during backward instead of keeping them
+        (HF ``gradient_checkpointing_enable``, non-reentrant, so LoRA / peft needs no input-grad
+        hook).  The same arithmetic in the same order, and torch's checkpoint replays the RNG
+        state (dropout), so losses and gradients are unchanged; only memory and time change.
+        Methods that route through an :class:`~benchmark.strategy.experts.ExpertBank` (EPI,
+        O-LoRA, SAPT, ES-MoE) do not support it yet: their backward raises a clear error."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        if not getattr(base, "supports_gradient_checkpointing", False):
+            raise DataError(self.source or None, f"{type(base).__name__} does not support gradient "
+                            "checkpointing", "drop --gradient-checkpointing")
+        if hasattr(base, "activation_checkpointing_enable"):        # transformers >= 5.x name
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
     # ------------------------------------------------------------------ token ids
     @property
     def motion_token_ids(self) -> torch.Tensor:

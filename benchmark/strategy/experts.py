@@ -129,6 +129,11 @@ class ExpertBank:
     def _gate(self, x: torch.Tensor, layer_name: str) -> torch.Tensor:
         w = self.gate_fn(x, layer_name) if self.gate_fn is not None else self._weights
         if w is None:
+            if any(getattr(m, "gradient_checkpointing", False) for m in self.model.modules()):
+                # the backward pass recomputes a layer after route() has restored the gate
+                raise RuntimeError("gradient checkpointing does not work with an ExpertBank's "
+                                   "per-pass routing (EPI, O-LoRA, SAPT, ES-MoE): run this method "
+                                   "without --gradient-checkpointing")
             raise RuntimeError("ExpertBank has no gate: call set_weights(...) or set gate_fn")
         w = w.to(x.device, torch.float32)
         if w.dim() == 1:
