@@ -49,9 +49,10 @@ def _slug(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- heat maps
-def canonical_order(names: set[str]) -> list[str]:
-    """Scenario names in Table 1 order, then others in natural order (Scenario2 < Scenario10)."""
-    known = [s for s in SCENARIOS if s in names]
+def canonical_order(names: set[str], preferred: list[str] | None = None) -> list[str]:
+    """Scenario names in ``preferred`` order (a corpus's order 1; default Table 1), then others
+    in natural order (Scenario2 < Scenario10)."""
+    known = [s for s in (preferred or SCENARIOS) if s in names]
     rest = sorted(names - set(known), key=lambda s: [int(t) if t.isdigit() else t
                                                       for t in re.split(r"(\d+)", s)])
     return known + rest
@@ -70,7 +71,8 @@ def scenario_matrix(run: Run, metric: str) -> pd.DataFrame:
 def mean_matrix(runs: list[Run], metric: str) -> pd.DataFrame:
     """Average of the runs' matrices over orders/seeds, aligned by scenario name."""
     mats = [scenario_matrix(r, metric) for r in runs]
-    order = canonical_order({c for m in mats for c in m.columns})
+    first = next((r.scenario_order for r in runs if str(r.order) == "1"), None)
+    order = canonical_order({c for m in mats for c in m.columns}, first)
     stack = np.stack([m.reindex(index=order, columns=order).to_numpy(dtype=float) for m in mats])
     with np.errstate(all="ignore"):
         counts = np.isfinite(stack).sum(axis=0)

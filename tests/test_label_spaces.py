@@ -84,3 +84,21 @@ def test_labels_outside_the_corpus_spaces_are_refused(own_corpus, tmp_path):
                   emotion="normal", part="train")]
     with pytest.raises(DataError, match=r"scenario label\(s\) \['Odd'\] are not in"):
         write_humanml3d(tmp_path / "w", one, scenarios=SCEN, emotions=EMO)
+
+
+def test_heat_map_axes_follow_the_corpus_order():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from leaderboard.figures import canonical_order, mean_matrix
+
+    assert canonical_order({"Dance", "Greetings", "Locomotion"}) == ["Dance", "Greetings",
+                                                                      "Locomotion"]
+    rev = list(SCEN[::-1])
+    runs = [SimpleNamespace(order=o, scenario_order=names, matrices={
+        "fid": pd.DataFrame(np.eye(4), columns=names, index=[f"after_{i}" for i in range(1, 5)])})
+        for o, names in (("2", rev), ("1", list(SCEN)))]
+    m = mean_matrix(runs, "fid")
+    assert list(m.index) == list(SCEN) and list(m.columns) == list(SCEN)
+    np.testing.assert_allclose(np.diag(m.to_numpy()), 1.0)
