@@ -63,6 +63,14 @@ def run_state(folder: Path) -> dict:
     return {**info, "state": "pending"}
 
 
+def _is_run_file(path: Path) -> bool:
+    """A run's own file (not e.g. a tokenizer's or a backbone's ``config.json`` in a cache)."""
+    if path.name != "config.json":
+        return True
+    cfg = _read_json(path)
+    return isinstance(cfg, dict) and "method" in cfg and "config_hash" in cfg
+
+
 def sweep_status(runs_dir: str | Path) -> list[dict]:
     """One row per run: label, folder, state, finished / n_experiences, detail.  Planned runs
     come from ``sweep.json`` (in plan order); run folders outside the plan follow."""
@@ -83,7 +91,8 @@ def sweep_status(runs_dir: str | Path) -> list[dict]:
             seen.add(folder)
             rows.append({"label": r["label"], "folder": str(folder), **run_state(folder)})
     extra = sorted({p.parent.resolve() for name in _RUN_FILES for p in root.rglob(name)
-                    if ".stages" not in p.parts and ".submitit" not in p.parts} - seen)
+                    if ".stages" not in p.parts and ".submitit" not in p.parts
+                    and _is_run_file(p)} - seen)
     for folder in extra:
         cfg = _read_json(folder / "config.json") or {}
         order = cfg.get("order", {})
