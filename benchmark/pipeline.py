@@ -22,7 +22,9 @@ def bench_args(p) -> None:
 
     add_grid_args(p)
     p.add_argument("--out", default="runs/tiny", help="output folder (default runs/tiny)")
-    p.add_argument("--stats-metric", default="AR", help="metric for `compare` (default AR)")
+    p.add_argument("--stats-metric", default="AR,FR,AF",
+                   help="metrics for `compare`, comma-separated (default AR,FR,AF): one report each "
+                        "in stats/<metric>/")
     p.add_argument("--no-figures", action="store_true", help="skip heat maps and motion renders")
     add_shared_options(p, cache_default=None)
 
@@ -65,10 +67,15 @@ def _leaderboard(out: Path, cfg, args):
         return None
     table = leaderboard.build_leaderboard([runs], out / "leaderboard", with_reference=True,
                                           figures=not args.no_figures)
-    try:
-        leaderboard.compare([runs], out / "stats", metric=args.stats_metric)
-    except DataError as err:  # too few runs for a test is a message, not a failure
-        print(f"bench: statistics skipped: {err}")
+    for metric in [m for m in args.stats_metric.split(",") if m]:
+        try:
+            leaderboard.compare([runs], out / "stats" / metric, metric=metric)
+        except DataError as err:  # too few runs for a test is a message, not a failure
+            print(f"bench: statistics of {metric} skipped: {err}")
+    from leaderboard.commands import check_validity
+    from leaderboard.validity import to_markdown
+
+    print(to_markdown(check_validity([runs], out / "stats")))
     return _summary_text(table)
 
 

@@ -147,3 +147,37 @@ def format_summary(summary: "pd.DataFrame") -> str:
     piv = s.pivot_table(index="row", columns=s["setting"] + "." + s["metric"], values="cell",
                         aggfunc="first").reindex(index=order, columns=cols)
     return piv.fillna("-").to_string()
+
+
+# ----------------------------------------------------------------------------- validity
+def check_validity(run_dirs: list[str | Path], out_dir: str | Path, *, upper: str = "mtl",
+                   lower: str = "seq_lora", allow_mixed: bool = False) -> "pd.DataFrame":
+    """The instrument's validity checks (leaderboard.validity); writes validity.csv and .md."""
+    from benchmark.io import atomic_write_text
+    from leaderboard.runs import load_runs
+    from leaderboard.tables import to_csv_text
+    from leaderboard.validity import to_markdown, validity
+
+    table = validity(load_runs(run_dirs, allow_mixed=allow_mixed), upper=upper, lower=lower)
+    out = Path(out_dir)
+    atomic_write_text(out / "validity.csv", to_csv_text(table))
+    atomic_write_text(out / "validity.md", to_markdown(table))
+    return table
+
+
+def validity_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", help="run folders or folders containing them")
+    parser.add_argument("--out", required=True, help="output folder (validity.csv, validity.md)")
+    parser.add_argument("--upper", default="mtl", help="the joint upper-bound method (default mtl)")
+    parser.add_argument("--lower", default="seq_lora",
+                        help="the sequential lower-bound method (default seq_lora)")
+    parser.add_argument("--allow-mixed", action="store_true", help="merge different configurations")
+
+
+def validity(args: argparse.Namespace) -> int:
+    from leaderboard.validity import to_markdown
+
+    table = check_validity(args.runs, args.out, upper=args.upper, lower=args.lower,
+                           allow_mixed=args.allow_mixed)
+    print(to_markdown(table))
+    return 0

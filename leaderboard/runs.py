@@ -26,6 +26,8 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "corpus": (), "tokenizer": (), "evaluator": (), "backbone": (), "preset": (),
     "split": ("setting", "seed"), "method_config": ("method",),
 }
+INFO_KEYS = ("ground_truth", "ground_truth_per_subset", "chance", "fr_floor", "n_test",
+             "aggregates_ci95", "eval")
 RESULT_KEYS = ("method", "setting", "order", "seed", "scenario_order", "aggregates")
 AGREE_RTOL, AGREE_ATOL = 1e-4, 1e-6
 
@@ -53,6 +55,7 @@ class Run:
     aggregates: dict[str, float]
     reported: dict[str, float] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)     # result.json's ground truth, chance, FR floor...
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -224,7 +227,8 @@ def load_run(run_dir: str | Path, strict: bool = False) -> Run:
                seed=int(res["seed"]), preset=None if preset is None else str(preset),
                scenario_order=order, stage_hashes={k: str(v) for k, v in stages.items()},
                method_config_hash=hash_json(config.get("method_config", res.get("method_config", {}))),
-               matrices=mats, baseline=baseline, aggregates=agg, reported=reported, extra=extra)
+               matrices=mats, baseline=baseline, aggregates=agg, reported=reported, extra=extra,
+               info={k: res[k] for k in INFO_KEYS if k in res})
 
 
 def _field_value(run: Run, name: str) -> str | None:

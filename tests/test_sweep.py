@@ -110,7 +110,10 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
     tex = (out / "leaderboard" / "leaderboard.tex").read_text()
     assert "\\toprule" in tex and "SeqLoRA" in tex and tex.count("{") == tex.count("}")
     assert list((out / "leaderboard" / "figures").glob("heatmap_*.png"))
-    assert (out / "stats").is_dir()
+    assert "Friedman" in (out / "stats" / "AR" / "stats.md").read_text()
+    validity = pd.read_csv(out / "stats" / "validity.csv")
+    assert {"chance", "learning", "upper bound", "forgetting"} <= set(validity["check"])
+    assert "Is the instrument valid?" in (out / "stats" / "validity.md").read_text()
     info = json.loads((out / "bench.json").read_text())
     assert info["runs_failed"] == {} and len(info["runs_finished_now"]) == 2
     assert not math.isnan(info["wall_time_s"])

@@ -1,0 +1,199 @@
+"""Does the protocol measure?  Six checks of a set of runs, each with its numbers, chance level
+and confidence interval, so that a leaderboard is only read once its instrument is shown valid:
+
+1. **chance**: the untrained baseline row's mean R@1 is at chance (1/batch): chance lies in the
+   95% Clopper-Pearson interval of the pooled hits (one baseline per setting x seed: every
+   method starts from the same untrained model);
+2. **learning**: the lower bound's (sequential fine-tuning) mean diagonal R@1 (subset i right
+   after training on i) >= 0.5 x the real-vs-real ceiling of the same evaluator on the same subsets;
+3. **upper bound**: the joint method's AR >= 0.5 x the ceiling, and no other method's AR exceeds
+   it by more than the 95% CI of the difference;
+4. **forgetting**: the lower bound's FR in the Unseen setting is above its no-forgetting floor
+   (the mean of the runs' 95th percentiles of FR under no forgetting) and its 95% CI over
+   orders x seeds excludes 0;
+5. **noise floor**: the std of the lower bound's AR across seeds <= 1/4 of (joint AR - lower AR);
+6. **heat map**: the lower bound's diagonal is brighter than the cells below it (a fade).
+
+``validity(runs) -> DataFrame`` (one row per check and setting); ``to_markdown``.  Which methods
+are the joint upper bound and the sequential lower bound is an argument (defaults ``mtl`` and
+``seq_lora``, the paper's), not something the code assumes.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from leaderboard.runs import Run
+
+COLUMNS = ("check", "setting", "value", "target", "ci_low", "ci_high", "passed", "detail")
+
+
+def _t_ci(values) -> tuple[float, float, float]:
+    """Mean and Student-t 95% interval (NaN interval for fewer than 2 values)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], float)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, math.nan, math.nan
+    h = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - h, m + h
+
+
+def _row(check, setting, value, target, lo=math.nan, hi=math.nan, passed=None, detail="") -> dict:
+    return dict(check=check, setting=setting, value=value, target=target, ci_low=lo, ci_high=hi,
+                passed=passed, detail=detail)
+
+
+def _ceiling(runs: list[Run]) -> float:
+    vals = [r.info.get("ground_truth", {}).get("r_precision_top1", math.nan) for r in runs]
+    vals = [v for v in vals if np.isfinite(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def _chance(run: Run) -> float:
+    return float(run.info.get("chance", {}).get("r_precision_top1", math.nan))
+
+
+def _ranked(run: Run) -> int:
+    batch = int(run.info.get("eval", {}).get("batch", 0) or 0)
+    sizes = run.info.get("n_test") or []
+    return int(sum((n // batch) * batch for n in sizes)) if batch else 0
+
+
+def check_chance(runs: list[Run], setting: str) -> dict:
+    from scipy import stats
+
+    seen, hits, total, chance = set(), 0.0, 0, math.nan
+    for r in runs:
+        if r.baseline is None or "r_precision_top1" not in r.baseline.index or (r.seed in seen):
+            continue
+        seen.add(r.seed)
+        n = _ranked(r)
+        chance = _chance(r)
+        hits += float(np.mean(r.baseline.loc["r_precision_top1"].to_numpy(float))) * n
+        total += n
+    if not total:
+        return _row("chance", setting, math.nan, "= chance", detail="no baseline rows")
+    ci = stats.binomtest(int(round(hits)), total, p=chance).proportion_ci(0.95)
+    value = hits / total
+    return _row("chance", setting, value, f"= chance {chance:.4f}", ci.low, ci.high,
+                bool(ci.low <= chance <= ci.high),
+                f"untrained baseline, {total} ranked test texts over {len(seen)} seed(s)")
+
+
+def check_learning(lower: list[Run], ceiling: float, setting: str, name: str) -> dict:
+    diags = [float(np.nanmean(np.diag(r.matrices["r_precision_top1"].to_numpy(float))))
+             for r in lower if "r_precision_top1" in r.matrices]
+    m, lo, hi = _t_ci(diags)
+    target = 0.5 * ceiling
+    return _row("learning", setting, m, f">= 0.5 x ceiling = {target:.3f}", lo, hi,
+                bool(np.isfinite(m) and m >= target) if diags else None,
+                f"{name} mean diagonal R@1 over {len(diags)} run(s); ceiling {ceiling:.3f}")
+
+
+def check_upper(by_method: dict[str, list[Run]], upper: str, ceiling: float, setting: str) -> list[dict]:
+    rows = []
+    joint = by_method.get(upper, [])
+    if not joint:
+        return [_row("upper bound", setting, math.nan, "", detail=f"no {upper} runs")]
+    ar_j = [r.metric("AR") for r in joint]
+    m_j, lo_j, hi_j = _t_ci(ar_j)
+    eval_ci = float(np.mean([r.info.get("aggregates_ci95", {}).get("AR", math.nan) for r in joint]))
+    half_j = (hi_j - m_j) if np.isfinite(hi_j) else eval_ci
+    rows.append(_row("upper bound", setting, m_j, f">= 0.5 x ceiling = {0.5 * ceiling:.3f}", lo_j, hi_j,
+                     bool(m_j >= 0.5 * ceiling), f"{upper} AR over {len(joint)} run(s)"))
+    above = []
+    for method, rs in sorted(by_method.items()):
+        if method == upper:
+            continue
+        m, lo, hi = _t_ci([r.metric("AR") for r in rs])
+        half = (hi - m) if np.isfinite(hi) else float(np.mean(
+            [r.info.get("aggregates_ci95", {}).get("AR", math.nan) for r in rs]))
+        diff = m - m_j
+        margin = math.sqrt(half ** 2 + half_j ** 2) if np.isfinite(half) and np.isfinite(half_j) else 0.0
+        if diff - margin > 0:
+            above.append(f"{method} (+{diff:.3f} > CI {margin:.3f})")
+    rows.append(_row("no method above the upper bound", setting, len(above), "0", passed=not above,
+                     detail="; ".join(above) or f"every method's AR <= {upper}'s + the 95% CI"))
+    return rows
+
+
+def check_forgetting(lower: list[Run], setting: str, name: str) -> dict:
+    frs = [r.metric("FR") for r in lower]
+    floors = [r.info.get("fr_floor", {}).get("q95", math.nan) for r in lower]
+    m, lo, hi = _t_ci(frs)
+    floor = float(np.nanmean(floors)) if any(np.isfinite(floors)) else math.nan
+    passed = bool(np.isfinite(m) and m > floor and np.isfinite(lo) and lo > 0)
+    return _row("forgetting", setting, m, f"> floor {floor:.2f} and CI excludes 0", lo, hi,
+                passed if len(frs) >= 2 else None,
+                f"{name} FR (points) over {len(frs)} run(s); no-forgetting floor = mean q95")
+
+
+def check_noise(lower: list[Run], upper_runs: list[Run], setting: str, name: str) -> dict:
+    by_order: dict[str, list[float]] = {}
+    for r in lower:
+        by_order.setdefault(r.order, []).append(r.metric("AR"))
+    stds = [float(np.std(v, ddof=1)) for v in by_order.values() if len(v) >= 2]
+    gap = (np.mean([r.metric("AR") for r in upper_runs]) - np.mean([r.metric("AR") for r in lower])
+           if upper_runs and lower else math.nan)
+    if not stds:
+        return _row("noise floor", setting, math.nan, f"<= gap / 4 = {gap / 4:.3f}",
+                    detail=f"needs >= 2 seeds of {name} (run with --seeds 0,1,2)")
+    std = float(np.mean(stds))
+    return _row("noise floor", setting, std, f"<= gap / 4 = {gap / 4:.3f}", passed=bool(std <= gap / 4),
+                detail=f"std of {name} AR across seeds (mean over orders); gap = upper - lower AR")
+
+
+def check_fade(lower: list[Run], setting: str, name: str) -> dict:
+    diag, below = [], []
+    for r in lower:
+        m = r.matrices.get("r_precision_top1")
+        if m is None or m.shape[0] != m.shape[1]:
+            continue
+        a = m.to_numpy(float)
+        diag.append(np.nanmean(np.diag(a)))
+        below.append(np.nanmean(a[np.tril_indices(len(a), k=-1)]))
+    if not diag:
+        return _row("heat map fade", setting, math.nan, "diag > below", detail="no square matrices")
+    d, b = float(np.mean(diag)), float(np.mean(below))
+    return _row("heat map fade", setting, d - b, "> 0", passed=bool(d > b),
+                detail=f"{name}: diagonal R@1 {d:.3f} vs below-diagonal {b:.3f}")
+
+
+def validity(runs: list[Run], upper: str = "mtl", lower: str = "seq_lora") -> pd.DataFrame:
+    """The six checks per setting (see the module docstring)."""
+    rows = []
+    for setting in sorted({r.setting for r in runs}):
+        rs = [r for r in runs if r.setting == setting]
+        by_method: dict[str, list[Run]] = {}
+        for r in rs:
+            by_method.setdefault(r.method, []).append(r)
+        ceiling = _ceiling(rs)
+        low = by_method.get(lower, [])
+        rows.append(check_chance(rs, setting))
+        rows.append(check_learning(low, ceiling, setting, lower))
+        rows += check_upper(by_method, upper, ceiling, setting)
+        if setting == "unseen":
+            rows.append(check_forgetting(low, setting, lower))
+        rows.append(check_noise(low, by_method.get(upper, []), setting, lower))
+        rows.append(check_fade(low, setting, lower))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    def f(x):
+        return "-" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.4g}"
+
+    out = ["# Is the instrument valid?", "",
+           "| check | setting | value | target | 95% CI | verdict | detail |",
+           "|---|---|---|---|---|---|---|"]
+    for r in table.itertuples(index=False):
+        ci = "-" if not math.isfinite(r.ci_low) else f"[{f(r.ci_low)}, {f(r.ci_high)}]"
+        verdict = {True: "**pass**", False: "**FAIL**"}.get(r.passed, "not measurable")
+        out.append(f"| {r.check} | {r.setting} | {f(r.value)} | {r.target} | {ci} | {verdict} | {r.detail} |")
+    return "\n".join(out) + "\n"
