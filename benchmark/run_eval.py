@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.io import DataError, hash_json
+from benchmark.io import DataError
+from benchmark.seed import hash_seed
 
 FAILED_FRAMES = 40      # a failed generation is scored as the corpus mean pose for 2 s
 
@@ -124,7 +125,3 @@ def skipped_row() -> dict:
 
     nan = float("nan")
     return {**{k: nan for k in METRIC_KEYS}, **{f"{k}_ci95": nan for k in METRIC_KEYS if k != "n"}}
-
-
-def hash_seed(*parts) -> int:
-    return int(hash_json(list(parts), n=8), 16)

@@ -20,7 +20,8 @@ import numpy as np
 
 from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
                           hash_json, peak_rss_mb, provenance)
-from benchmark.run_eval import EvalSettings, Scorer, hash_seed
+from benchmark.run_eval import EvalSettings, Scorer
+from benchmark.seed import hash_seed
 
 @dataclass
 class RunConfig:

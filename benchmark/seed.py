@@ -15,3 +15,11 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+
+
+def hash_seed(*parts) -> int:
+    """A stable 32-bit seed derived from ``parts`` (e.g. ``(run seed, "train", experience)``): the
+    same in every process and Python version, unlike ``hash()``."""
+    from benchmark.io import hash_json
+
+    return int(hash_json(list(parts), n=8), 16)

@@ -59,7 +59,8 @@ def test_too_few_blocks_is_a_message_not_a_crash():
     res = run_stats(per_run({"a": 0.3, "b": 0.2, "c": 0.1}, orders=(1,), seeds=(0,)), "AR")
     assert "not tested" in res.rows[res.rows.analysis == "methods_friedman"].note.item()
     orders = res.rows[res.rows.analysis == "orders_friedman"]
-    assert orders.note.str.contains("needs >= 2 seeds").all()
+    assert orders.note.str.contains("needs >= 3 scenario orders").all()
+    assert orders.note.str.contains(r"needs >= 2 complete blocks \(seed\)").all()
     assert "no CI" in res.rows[res.rows.analysis == "bootstrap_mean"].note.iloc[0]
     assert "not tested" in to_markdown(res)
 
