@@ -103,6 +103,11 @@ PRESETS: dict[str, dict] = {
     # the tiny stages (shared cache) with a short training budget: smoke-run a new method
     "quick": {**_TINY, "eval_repeats": 2, "train": dict(lr=2e-3, epochs=100, batch_size=16,
                                                         max_steps=40)},
+    # real motion capture by --data (the Bandai-Namco corpus of `l2emg data bandai`): the tiny
+    # stages, budget and protocol (batch 32, 64 test motions per subset).  The full dataset's
+    # smallest test subset has 78 motions; the shared 308-motion copy (6-15) is refused with the
+    # Scorer's error: use `--preset test` there (docs/results-real/README.md)
+    "real": {**_TINY},
     # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
     "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, tokenizer_preset="paper",
                   evaluator_preset="paper", tiny_backbone=dict(), pretrain=None,
