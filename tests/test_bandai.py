@@ -78,3 +78,42 @@ def test_build_small_corpus_and_table(bandai_src, tmp_path, capsys):
     smap.write_text("content,scenario\nbow,Greet\n")
     with pytest.raises(DataError, match="have no scenario"):
         plan_bandai(src, {"bow": "Greet"})
+
+
+def test_real_preset_refuses_the_shared_copy(bandai_src, tmp_path):
+    """The ``real`` preset evaluates in full R-precision batches of 32; the shared copy's test
+    parts (labels and parts as ``l2emg data bandai`` assigns them; stand-in features, so no BVH
+    is converted) hold 6-15 motions per subset, so its Scorer refuses the stream's first subset
+    with the fix, in both settings; ``--preset test`` (batch 3) fits there."""
+    import numpy as np
+
+    from benchmark.corpus import Motion, load_corpus, write_humanml3d
+    from benchmark.run_eval import Scorer
+    from benchmark.runner import RunConfig
+    from benchmark.splits import make_splits
+    from benchmark.streams import make_scenario
+
+    plan, scenarios, emotions, _ = plan_bandai(bandai_src)
+    rng = np.random.default_rng(0)
+    motions = [Motion(id=r.id, features=rng.normal(size=(8, 263)).astype(np.float32),
+                      texts=list(r.texts), scenario=r.scenario, emotion=r.emotion,
+                      source="bandai-namco") for r in plan.itertuples()]
+    corpus = load_corpus(write_humanml3d(tmp_path / "c", motions, scenarios=scenarios,
+                                         emotions=emotions, seed=0))
+    real = RunConfig(method="seq_lora", out=str(tmp_path / "r"), preset="real").resolved()
+    assert (real.r_precision_batch, real.max_test) == (32, 64)
+    sizes = {}
+    for setting in ("unseen", "mixed"):
+        manifest = make_splits(corpus, setting, 0)
+        test = manifest[manifest["part"] == "test"].groupby("subset").size()
+        sizes[setting] = {k: int(v) for k, v in test.items()}
+        bm = make_scenario(corpus, manifest, order=1, seed=0)
+        first = bm.subset_names[0]
+        with pytest.raises(DataError, match=rf"subset '{first}' has {test[first]} test motions, "
+                           r"fewer than one R-precision batch of 32\. Fix: use a larger corpus"):
+            Scorer(real.eval_settings(), None, bm, None)
+    assert sizes["unseen"] == {"Locomotion": 13, "Turning and Stepping": 11, "Greetings": 15,
+                               "Raising Hands": 6}
+    assert sorted(sizes["mixed"].values()) == [11, 11, 11, 12]
+    smoke = RunConfig(method="seq_lora", out=str(tmp_path / "s"), preset="test").resolved()
+    assert smoke.r_precision_batch <= min(min(s.values()) for s in sizes.values())
