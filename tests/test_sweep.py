@@ -110,7 +110,7 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
     tex = (out / "leaderboard" / "leaderboard.tex").read_text()
     assert "\\toprule" in tex and "SeqLoRA" in tex and tex.count("{") == tex.count("}")
     assert list((out / "leaderboard" / "figures").glob("heatmap_*.png"))
-    assert "Friedman" in (out / "stats" / "AR" / "stats.md").read_text()
+    assert "Statistics for AR" in (out / "stats" / "AR" / "stats.md").read_text()
     validity = pd.read_csv(out / "stats" / "validity.csv")
     assert {"chance", "learning", "upper bound", "forgetting"} <= set(validity["check"])
     assert "Is the instrument valid?" in (out / "stats" / "validity.md").read_text()
