@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmark.strategy import MotionLMStrategy, lora, register_strategy
+from benchmark.strategy import MotionLMStrategy, Route, lora, register_strategy
 from benchmark.strategy.config import StrategyConfig
 
 
@@ -50,12 +50,13 @@ class EPI(MotionLMStrategy):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.tasks: list[str] = []                    # adapter of each scenario, in order
-        self.means: list[torch.Tensor] = []           # (C_t, D) float64 class means per scenario
-        self.scatter: torch.Tensor | None = None      # (D, D) pooled within-class scatter
-        self.n_samples = 0
-        self.n_classes = 0                            # class means over all scenarios
-        self.last_routing: np.ndarray | None = None   # predicted scenario of the last generate
+        # declared state (checkpointed; kept on the CPU in float64, where routing computes)
+        self.tasks: list[str] = self.keep("tasks", [])        # adapter of each scenario, in order
+        self.means: list[torch.Tensor] = self.keep("means", [], on_device=False)  # (C_t, D) per scenario
+        self.scatter: torch.Tensor | None = self.keep("scatter", None, on_device=False)  # (D, D)
+        self.n_samples = self.keep("n_samples", 0)
+        self.n_classes = self.keep("n_classes", 0)            # class means over all scenarios
+        self.last_routing: np.ndarray | None = None   # predicted scenario of the last routed chunk
         self._precision: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ features
@@ -63,9 +64,7 @@ class EPI(MotionLMStrategy):
     def prompt_features(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, D) float64: mean over prompt tokens of the frozen backbone's last hidden state."""
         m, out = self.motion_lm, []
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with self.eval_mode():
             for s in range(0, len(texts), self.config.feature_batch_size):
                 prompts = [torch.tensor(p) for p in m.prompt_ids(texts[s: s + self.config.feature_batch_size])]
                 ids = torch.nn.utils.rnn.pad_sequence(prompts, batch_first=True,
@@ -77,8 +76,6 @@ class EPI(MotionLMStrategy):
                                    output_hidden_states=True).hidden_states[-1]
                 w = mask[..., None].to(h.dtype)
                 out.append(((h * w).sum(1) / w.sum(1)).double().cpu())
-        finally:
-            self.model.train(was_training)
         return torch.cat(out)
 
     def _backbone_only(self):
@@ -104,7 +101,7 @@ class EPI(MotionLMStrategy):
             scatter += centred.T @ centred
         self.scatter = scatter if self.scatter is None else self.scatter + scatter
         self.n_samples += len(feats)
-        self.n_classes = getattr(self, "n_classes", 0) + len(means)
+        self.n_classes += len(means)
         self.means.append(torch.stack(means))
         self.tasks.append(self.adapter_name())
         self._precision = None
@@ -115,7 +112,7 @@ class EPI(MotionLMStrategy):
         if self._precision is not None:
             return self._precision
         d = self.scatter.shape[0]
-        n_classes = getattr(self, "n_classes", 0) or sum(len(m) for m in self.means)
+        n_classes = self.n_classes or sum(len(m) for m in self.means)
         cov = self.scatter / max(self.n_samples - n_classes, 1)
         s = self.config.cov_shrinkage
         if s > 0:
@@ -135,36 +132,10 @@ class EPI(MotionLMStrategy):
             dist.append(torch.einsum("ncd,de,nce->nc", diff, prec, diff).min(1).values)
         return torch.stack(dist, 1).argmin(1).numpy()
 
-    def generate(self, texts, settings=None):
-        texts = list(texts)
-        if not self.tasks or not texts:
-            return super().generate(texts, settings) if texts else []
-        route = self.predict_task(texts)
-        self.last_routing = route
-        out: list = [None] * len(texts)
-        active = list(self.model.base_model.active_adapters)
-        self.model.to(self.device)
-        try:
-            for k in np.unique(route):
-                idx = np.flatnonzero(route == k)
-                self.model.base_model.set_adapter(self.tasks[k])
-                codes = self.motion_lm.generate([texts[i] for i in idx], settings, device=self.device)
-                for i, c in zip(idx, codes):
-                    out[i] = c
-        finally:
-            lora.set_active(self.motion_lm, active if len(active) > 1 else active[0])
-        return out
-
-    # ------------------------------------------------------------------ checkpoint
-    def state_dict(self):
-        return {**super().state_dict(), "tasks": list(self.tasks), "means": list(self.means),
-                "scatter": self.scatter, "n_samples": self.n_samples,
-                "n_classes": getattr(self, "n_classes", 0)}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.tasks = list(state["tasks"])
-        self.means = [m if m.dim() == 2 else m[None] for m in state["means"]]   # old: (D,)
-        self.scatter, self.n_samples = state["scatter"], int(state["n_samples"])
-        self.n_classes = int(state.get("n_classes", len(self.means)))
-        self._precision = None
+    def route(self, batch):
+        """Each prompt to the adapter of its nearest scenario (hard routing, own token rows)."""
+        if not self.tasks:
+            return None
+        k = self.predict_task(batch["texts"])
+        self.last_routing = k
+        return Route(adapters=[self.tasks[i] for i in k])

@@ -16,74 +16,33 @@ Fisher, re-set for the per-sample Fisher so that the penalty keeps about the sam
 mode separate, Fisher from at most ``fisher_samples`` = 256 samples.
 Memory per scenario: 2 x the adapter's parameters (anchor + Fisher) in separate mode, a
 fixed 2 x in online mode.
+Built from :class:`~benchmark.strategy.plugins.EWCPlugin` (``--with ewc`` adds it to any method).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
-from torch.utils.data import DataLoader
-
-from benchmark.strategy import MotionLMStrategy, register_strategy
-from benchmark.strategy.config import StrategyConfig
-from benchmark.strategy.regularizers import EWC
+from benchmark.strategy import register_strategy
+from benchmark.strategy.plugins import EWCOptions, EWCPlugin
+from baselines.seq_lora import SeqLoRA, SeqLoRAConfig
 
 
 @dataclass
-class EWCConfig(StrategyConfig):
-    ewc_lambda: float = field(default=100.0, metadata={"help": "weight lambda of the EWC penalty"})
-    mode: str = field(default="separate", metadata={"help": "separate | online"})
-    gamma: float = field(default=1.0, metadata={"help": "online mode: decay of the old Fisher"})
-    fisher_samples: int = field(default=256, metadata={
-        "help": "training samples (one gradient each) for the empirical Fisher (0 = all)"})
-
+class EWCConfig(SeqLoRAConfig, EWCOptions):
     def __post_init__(self):
-        super().__post_init__()
-        if self.fisher_samples < 0:
-            raise ValueError("EWCConfig: fisher_samples must be >= 0")
-        EWC(self.ewc_lambda, self.mode, self.gamma)        # validates lambda, mode, gamma
+        SeqLoRAConfig.__post_init__(self)
+        EWCOptions.__post_init__(self)
 
 
 @register_strategy("ewc", config=EWCConfig)
-class EWCLoRA(MotionLMStrategy):
+class EWCLoRA(SeqLoRA):
     """One LoRA trained sequentially with a diagonal-Fisher quadratic penalty."""
-
-    ADAPTER = "seq"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.ewc = EWC(self.config.ewc_lambda, self.config.mode, self.config.gamma)
+        opts = {f.name: getattr(self.config, f.name) for f in fields(EWCOptions)}
+        self.ewc_plugin = self.use_plugin(EWCPlugin(**opts, seed=self.seed))
 
-    def before_experience(self, experience) -> None:
-        self.use_lora(self.ADAPTER)
-
-    def _named(self):
-        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-
-    def extra_loss(self, batch, outputs):
-        return self.ewc.penalty(self._named())
-
-    def after_experience(self, experience) -> None:
-        loader = DataLoader(experience.dataset, batch_size=1, shuffle=False,   # per sample
-                            collate_fn=self.collate, num_workers=0)
-        device = self.device
-
-        def loss(batch):
-            return self.model(input_ids=batch["input_ids"].to(device),
-                              attention_mask=batch["attention_mask"].to(device),
-                              labels=batch["labels"].to(device)).loss
-
-        named = self._named()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            fisher = EWC.fisher(named, loss, loader, self.config.fisher_samples)
-        finally:
-            self.model.train(was_training)
-        self.ewc.consolidate(named, fisher)
-
-    def state_dict(self):
-        return {**super().state_dict(), "ewc": self.ewc.state_dict()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.ewc.load_state_dict(state["ewc"])
+    @property
+    def ewc(self):
+        return self.ewc_plugin.ewc

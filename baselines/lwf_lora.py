@@ -13,87 +13,39 @@ restricted to the tokens generation may emit (motion tokens + ``<eom>``) unless
 T = 2; also Avalanche's LwF defaults); LoRA r = 8, alpha 16 on q/k/v/o (shared defaults).
 Memory: one extra copy of the adapter (teacher) whatever the number of scenarios; compute:
 one extra no-grad forward per step.
+Built from :class:`~benchmark.strategy.plugins.LwFPlugin` (``--with lwf`` adds it to any method).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
 import torch
 
-from benchmark.strategy import MotionLMStrategy, lora, register_strategy
-from benchmark.strategy.config import StrategyConfig
-from benchmark.strategy.distill import lm_distillation
+from benchmark.strategy import register_strategy
+from benchmark.strategy.plugins import LwFOptions, LwFPlugin
+from baselines.seq_lora import SeqLoRA, SeqLoRAConfig
 
 
 @dataclass
-class LwFLoRAConfig(StrategyConfig):
-    alpha: float = field(default=1.0, metadata={"help": "weight of the distillation term"})
-    temperature: float = field(default=2.0, metadata={"help": "softmax temperature T"})
-    distill_full_vocab: bool = field(default=False, metadata={
-        "help": "distil the full-vocabulary distribution (default: motion tokens + <eom> only)"})
-
+class LwFLoRAConfig(SeqLoRAConfig, LwFOptions):
     def __post_init__(self):
-        super().__post_init__()
-        if self.alpha < 0 or self.temperature <= 0:
-            raise ValueError("LwFLoRAConfig: need alpha >= 0 and temperature > 0")
+        SeqLoRAConfig.__post_init__(self)
+        LwFOptions.__post_init__(self)
 
 
 @register_strategy("lwf_lora", config=LwFLoRAConfig)
-class LwFLoRA(MotionLMStrategy):
+class LwFLoRA(SeqLoRA):
     """One LoRA trained sequentially + distillation from the previous model on new data."""
-
-    ADAPTER = "seq"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.teacher: dict[str, torch.Tensor] | None = None    # parameter name -> tensor
+        opts = {f.name: getattr(self.config, f.name) for f in fields(LwFOptions)}
+        self.lwf = self.use_plugin(LwFPlugin(**opts, seed=self.seed))
 
-    def before_experience(self, experience) -> None:
-        if self.use_lora(self.ADAPTER):
-            return
-        self.teacher = {n: p.detach().clone()
-                        for n, p in lora.adapter_parameters(self.motion_lm, self.ADAPTER).items()}
+    @property
+    def teacher(self) -> dict[str, torch.Tensor] | None:
+        return self.lwf.teacher
 
-    def _vocab(self) -> torch.Tensor | None:
-        if self.config.distill_full_vocab:
-            return None
-        m = self.motion_lm
-        return torch.cat([m.motion_token_ids, torch.tensor([m.eom_id])])
-
-    @torch.no_grad()
     def teacher_logits(self, batch: dict) -> torch.Tensor:
-        """(B, L, V) logits of the previous model: swap the teacher tensors in, forward, swap back."""
-        params = lora.adapter_parameters(self.motion_lm, self.ADAPTER)
-        student = {n: p.detach().clone() for n, p in params.items()}
-        was_training = self.model.training
-        try:
-            for n, p in params.items():
-                p.copy_(self.teacher[n])
-            self.model.eval()
-            return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        finally:
-            for n, p in params.items():
-                p.copy_(student[n])
-            self.model.train(was_training)
-
-    def forward(self):
-        # the teacher pass must run before the student's graph exists (it swaps tensors in place)
-        self._teacher_out = self.teacher_logits(self.mbatch) if self.teacher is not None else None
-        return super().forward()
-
-    def extra_loss(self, batch, outputs):
-        if self._teacher_out is None:
-            return None
-        kl = lm_distillation(outputs.logits, self._teacher_out, batch["labels"],
-                             self.config.temperature, self._vocab())
-        self._teacher_out = None
-        return self.config.alpha * kl
-
-    def state_dict(self):
-        teacher = None if self.teacher is None else {n: t.cpu() for n, t in self.teacher.items()}
-        return {**super().state_dict(), "teacher": teacher}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        t = state.get("teacher")
-        self.teacher = None if t is None else {n: v.to(self.device) for n, v in t.items()}
+        """(B, L, V) logits of the previous model (the student is left untouched)."""
+        return self.lwf.teacher_logits(self, batch)

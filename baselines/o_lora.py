@@ -9,8 +9,9 @@ The new adapter's A (r, d_in) is pushed towards a subspace orthogonal to every e
     L = LM + lambda1 * sum_layers sum_old sum_ij |(A_old A_new^T)_ij|
            + lambda2 * sum_layers (||A_new||_2 + ||B_new||_2)
 
-Both terms are logged separately in ``history`` (``orth_loss``, ``l2_loss``, unweighted):
-the orthogonality sum grows with the number of scenarios and can dwarf the LM loss.
+Both terms are logged separately in ``history`` (``orth_loss``, ``l2_loss``, weighted as added
+to the loss; ``l2_loss`` only when lambda2 > 0): the orthogonality sum grows with the number of
+scenarios and can dwarf the LM loss.
 Hyperparameters: lambda1 = 0.5, lambda2 = 0 (the O-LoRA scripts' ``--lamda_1 0.5
 --lamda_2 0``); learning rate: the shared ``lr`` on the first scenario and ``lr *
 later_lr_scale`` (0.1) on every later one, the reference's schedule (cmnfriend/O-LoRA
@@ -71,18 +72,9 @@ class OLoRA(MotionLMStrategy):
     def experience_lr(self) -> float:
         return self.config.lr * (self.config.later_lr_scale if self.exp_counter > 0 else 1.0)
 
-    def extra_loss(self, batch, outputs):
+    def loss_terms(self, batch, outputs):
         new, old = self.experts[-1], self.experts[:-1]
-        orth = lora_orthogonality(self.model, new, old)
-        l2 = lora_l2(self.model, new)
-        self.log_loss("orth_loss", orth)
-        self.log_loss("l2_loss", l2)
-        return self.config.lambda1 * orth + self.config.lambda2 * l2
-
-    def state_dict(self):
-        return {**super().state_dict(), "experts": self.experts}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        if state["experts"]:
-            self._attach(list(state["experts"]))
+        terms = {"orth_loss": self.config.lambda1 * lora_orthogonality(self.model, new, old)}
+        if self.config.lambda2 > 0:
+            terms["l2_loss"] = self.config.lambda2 * lora_l2(self.model, new)
+        return terms

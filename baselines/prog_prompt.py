@@ -192,7 +192,7 @@ class ProgPrompt(MotionLMStrategy):
         self._mlp_on = False          # True while a scenario's prompt trains through the MLP
         self.method_modules["rows"] = MotionRows(lm.model, lm.motion_offset, lm.n_codes + 2)
         self.method_modules["rows"].requires_grad_(c.train_motion_tokens)
-        self._gen = torch.Generator().manual_seed(self.seed)
+        self._gen = self.keep("_gen", torch.Generator().manual_seed(self.seed))   # checkpointed
 
     @property
     def prompts(self) -> ProgressivePrompts:
@@ -270,17 +270,13 @@ class ProgPrompt(MotionLMStrategy):
                                temperature=s.temperature if s.do_sample else None, top_p=None,
                                max_new_tokens=s.max_new_tokens, eos_token_id=lm.eom_id,
                                pad_token_id=lm.tokenizer.pad_token_id, use_cache=True)
-        was_training = self.model.training
-        self.model.eval()
         out: list[np.ndarray] = []
-        try:
+        with self.eval_mode():
             for start in range(0, len(texts), s.batch_size):
                 x, mask = self._generation_embeds(list(texts[start: start + s.batch_size]))
                 new = self.model.generate(inputs_embeds=x, attention_mask=mask, generation_config=gen,
                                           logits_processor=constraint)
                 out.extend(lm.parse_generated(new))       # inputs_embeds only: new tokens only
-        finally:
-            self.model.train(was_training)
         return out
 
     def _generation_embeds(self, texts: list[str]):
@@ -294,20 +290,6 @@ class ProgPrompt(MotionLMStrategy):
         # move each row's padding in front of its prompts: [pad; P; text]
         order = torch.argsort(mask, dim=1, stable=True)
         return x.gather(1, order[..., None].expand_as(x)), mask.gather(1, order)
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        return {"method_modules": self.method_modules.state_dict(), "n_prompts": len(self.prompts),
-                "generator": self._gen.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        dim, n = self.prompts.dim, self.prompts.length
-        while len(self.prompts) < int(state["n_prompts"]):
-            self.prompts.add(torch.zeros(n, dim))
-        self.method_modules.load_state_dict(state["method_modules"])
-        for p in self.prompts.raw:
-            p.requires_grad_(False)
-        self._gen.set_state(state["generator"])
 
     def memory_per_scenario(self) -> dict[str, int]:
         """Bytes added per scenario: one prompt (the motion-token rows are a single copy)."""

@@ -9,56 +9,34 @@ over the joint batch).  Hyperparameters: ``mem_size`` = 200 items in total (abou
 8-scenario stream at full scale; text + <= 50 motion codes per item, a few kB in total),
 ``replay_batch_size`` = 8 (= the current batch size: half of each step is memory).
 Memory per scenario: none beyond the fixed buffer; compute: batches twice as large.
+Built from :class:`~benchmark.strategy.plugins.ReplayPlugin`: SeqLoRA ``--with replay`` is the
+same method (same numbers, tested).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Sequence
+from dataclasses import dataclass, fields
 
-from benchmark.strategy import MotionLMStrategy, register_strategy
-from benchmark.strategy.config import StrategyConfig
-from benchmark.strategy.replay import ReservoirBuffer
-
-_KEEP = ("id", "features", "motion_ids", "text", "emotion", "scenario", "subset")
+from benchmark.strategy import register_strategy
+from benchmark.strategy.plugins import ReplayOptions, ReplayPlugin
+from baselines.seq_lora import SeqLoRA, SeqLoRAConfig
 
 
 @dataclass
-class ReplayConfig(StrategyConfig):
-    mem_size: int = field(default=200, metadata={"help": "reservoir buffer capacity (items)"})
-    replay_batch_size: int = field(default=8, metadata={
-        "help": "buffer items added to every training mini-batch"})
-
+class ReplayConfig(SeqLoRAConfig, ReplayOptions):
     def __post_init__(self):
-        super().__post_init__()
-        if self.mem_size < 0 or self.replay_batch_size < 0:
-            raise ValueError("ReplayConfig: mem_size and replay_batch_size must be >= 0")
+        SeqLoRAConfig.__post_init__(self)
+        ReplayOptions.__post_init__(self)
 
 
 @register_strategy("replay", config=ReplayConfig)
-class Replay(MotionLMStrategy):
+class Replay(SeqLoRA):
     """One LoRA trained sequentially on each scenario mixed with a reservoir memory."""
-
-    ADAPTER = "seq"
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.buffer = ReservoirBuffer(self.config.mem_size, seed=self.seed)
+        opts = {f.name: getattr(self.config, f.name) for f in fields(ReplayOptions)}
+        self.replay = self.use_plugin(ReplayPlugin(**opts, seed=self.seed))
 
-    def before_experience(self, experience) -> None:
-        self.use_lora(self.ADAPTER)
-
-    def collate(self, items: Sequence[dict]) -> dict:
-        """Current items + ``replay_batch_size`` buffer items in one LM batch (training only)."""
-        extra = self.buffer.sample(self.config.replay_batch_size) if self.is_training else []
-        return super().collate(list(items) + extra)
-
-    def after_experience(self, experience) -> None:
-        data = experience.dataset
-        self.buffer.extend({k: v for k, v in data[i].items() if k in _KEEP} for i in range(len(data)))
-
-    def state_dict(self):
-        return {**super().state_dict(), "buffer": self.buffer.state_dict()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.buffer.load_state_dict(state["buffer"])
+    @property
+    def buffer(self):
+        return self.replay.buffer

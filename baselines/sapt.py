@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from benchmark.io import DataError
-from benchmark.strategy import ExpertBank, MotionLMStrategy, lora, register_strategy
+from benchmark.strategy import MotionLMStrategy, Route, lora, register_strategy
 from benchmark.strategy.config import StrategyConfig
 from benchmark.strategy.replay import ReservoirBuffer
 
@@ -119,13 +119,12 @@ class SAPT(MotionLMStrategy):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         dim = self.motion_lm.model.get_input_embeddings().weight.shape[1]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with self.seeded():
             self.method_modules["selector"] = AttentiveSelector(dim, self.config.trans_hidden)
-        self.memory: list[dict] = []        # per earlier scenario: {"items", "attention"}
-        self._gen = torch.Generator().manual_seed(self.seed)
-        self._replay_rng = np.random.default_rng(self.seed)
-        self._reflect_sum = 0.0
+        # declared state: per earlier scenario {"items", "attention"}; the two generators
+        self.memory: list[dict] = self.keep("memory", [], on_device=False)
+        self._gen = self.keep("_gen", torch.Generator().manual_seed(self.seed))
+        self._replay_rng = self.keep("_replay_rng", np.random.default_rng(self.seed))
 
     @property
     def selector(self) -> AttentiveSelector:
@@ -206,64 +205,18 @@ class SAPT(MotionLMStrategy):
         b = self.motion_lm.generation_inputs(texts)
         return self.pooled(b["input_ids"].to(self.device), b["attention_mask"].to(self.device))
 
-    def extra_loss(self, batch: dict, outputs) -> torch.Tensor | None:
+    def loss_terms(self, batch: dict, outputs) -> dict[str, torch.Tensor]:
+        """``kl_ratio`` x the reflection KL (logged as ``reflection_kl``, weighted)."""
         kl = self.reflection_loss() if self.config.kl_ratio > 0 else None
-        if kl is None:
-            return None
-        self._reflect_sum += float(kl.detach())
-        return self.config.kl_ratio * kl
-
-    def _before_training_epoch(self, **kwargs):
-        self._reflect_sum = 0.0
-        super()._before_training_epoch(**kwargs)
-
-    def _after_training_epoch(self, **kwargs):
-        super()._after_training_epoch(**kwargs)
-        if self.history:
-            self.history[-1]["reflection_kl"] = self._reflect_sum / max(self.history[-1]["steps"], 1)
+        return {} if kl is None else {"reflection_kl": self.config.kl_ratio * kl}
 
     # ------------------------------------------------------------------ generation
-    def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
+    def route(self, batch):
         """Gate computed once per prompt batch from its pooled embeddings, fixed while sampling.
         Before the first scenario there is no block to select: the backbone generates alone."""
-        from benchmark.backbone.motion_lm import GenerationSettings
-
-        if "selector" not in self.method_modules or not len(self.method_modules["selector"].keys):
-            return super().generate(texts, settings)
-
-        settings = settings or GenerationSettings()
-        self.model.to(self.device)
-        self.method_modules.to(self.device)
-        out: list[np.ndarray] = []
-        for start in range(0, len(texts), settings.batch_size):
-            chunk = list(texts[start: start + settings.batch_size])
-            with torch.no_grad():
-                w = self.attention(chunk)
-            with self.bank.route(weights=w):
-                out.extend(self.motion_lm.generate(chunk, settings, device=self.device))
-        return out
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        mem = [{"items": [dict(it, motion_ids=np.asarray(it["motion_ids"])) for it in m["items"]],
-                "attention": m["attention"].clone()} for m in self.memory]
-        return {"method_modules": self.method_modules.state_dict(), "experts": self.experts,
-                "memory": mem, "generator": self._gen.get_state(),
-                "replay_rng": self._replay_rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict) -> None:
-        while len(self.selector.keys) < len(state["experts"]):
-            self.selector.add_key()
-        self.method_modules.load_state_dict(state["method_modules"])
-        for k in self.selector.keys:
-            k.requires_grad_(False)
-        self.memory = [dict(m) for m in state["memory"]]
-        self._gen.set_state(state["generator"])
-        self._replay_rng.bit_generator.state = state["replay_rng"]
-        if state["experts"]:
-            if self.bank is not None:
-                self.bank.detach()
-            self.bank = ExpertBank(self.model, list(state["experts"])).attach()
+        if not len(self.selector.keys):
+            return None
+        return Route(weights=self.selector(self.pooled(batch["input_ids"], batch["attention_mask"])))
 
     def memory_per_scenario(self) -> dict[str, int]:
         """Bytes added per scenario: one LoRA adapter, its token rows, one key, the pseudo-samples."""

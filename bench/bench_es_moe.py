@@ -79,17 +79,17 @@ def train_step(s, batch) -> None:
     s.mbatch = batch
     s.optimizer.zero_grad(set_to_none=True)
     out = s.forward()
-    extra = s.extra_loss(batch, out)
-    loss = out.loss if extra is None else out.loss + extra
+    terms = [t for t in s.loss_terms(batch, out).values() if t is not None]
+    loss = out.loss if not terms else out.loss + sum(terms[1:], terms[0])
     loss.backward()
     s.optimizer_step()
 
 
 @torch.no_grad()
 def generate(s, gen, n_new: int):
-    from methods.es_moe.strategy import ESMoE, _RoutedLM
+    from methods.es_moe.strategy import ESMoE
 
-    model = _RoutedLM(s) if isinstance(s, ESMoE) else s.model
+    model = s.routed_model() if isinstance(s, ESMoE) else s.model
     model.eval()
     out = model.generate(input_ids=gen["input_ids"], attention_mask=gen["attention_mask"],
                          max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,

@@ -416,6 +416,9 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
     a("--evaluator", help="evaluator folder (default: trained in --cache)")
     a("--backbone", default="tiny", help="'tiny' or a local Hugging Face model folder")
     a("--plugin", action="append", default=[], help="extra strategy file (repeatable)")
+    a("--with", dest="with_plugins", default="", metavar="PLUGINS",
+      help="composable CL plugins added to the method, e.g. ewc,replay,lwf (method config "
+           "with_plugins: in the config hash); options as --set replay.mem_size=N")
     a("--cache", default=cache_default, help="stage cache folder")
     a("--device", default="cpu")
     a("--max-test", type=int, help="cap on test motions per subset (0 = all)")
@@ -434,6 +437,8 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
 def shared_options(args) -> dict:
     """RunConfig fields from :func:`add_shared_options`' arguments."""
     method, gen = parse_sets(args.set)
+    if getattr(args, "with_plugins", ""):
+        method["with_plugins"] = args.with_plugins
     opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
                 evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
                 device=args.device, max_test=args.max_test, threads=args.threads,

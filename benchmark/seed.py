@@ -23,3 +23,37 @@ def hash_seed(*parts) -> int:
     from benchmark.io import hash_json
 
     return int(hash_json(list(parts), n=8), 16)
+
+
+def seeded(seed: int):
+    """Context manager: torch's CPU RNG seeded with ``seed`` inside, restored after (modules
+    built inside get the same initial weights in every process, whatever ran before)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def _ctx():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+
+    return _ctx()
+
+
+def eval_mode(*modules):
+    """Context manager: ``modules`` in eval mode inside, each back to its own mode after."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def _ctx():
+        modes = [m.training for m in modules]
+        for m in modules:
+            m.eval()
+        try:
+            yield
+        finally:
+            for m, mode in zip(modules, modes):
+                m.train(mode)
+
+    return _ctx()

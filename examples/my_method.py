@@ -3,8 +3,6 @@
 a quadratic pull of the adapter towards its weights after the previous scenario."""
 from dataclasses import dataclass, field
 
-import torch
-
 from benchmark.strategy import MotionLMStrategy, StrategyConfig, register_strategy
 
 
@@ -17,23 +15,18 @@ class L2LoRAConfig(StrategyConfig):
 class L2LoRA(MotionLMStrategy):
     """SeqLoRA + L2 pull towards the previous scenario's adapter."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.keep("anchor", {})          # carried across scenarios, checkpointed for --resume
+
     def before_experience(self, experience):
-        if "l2" not in self.motion_lm.adapters:
-            self.add_lora("l2")
-            self.anchor = {}
+        self.use_lora("l2")
 
     def after_experience(self, experience):
         self.anchor = {n: p.detach().clone() for n, p in self.trainable_named_parameters()}
 
-    def extra_loss(self, batch, outputs):
+    def loss_terms(self, batch, outputs):
         if not self.anchor:
-            return None
+            return {}
         pull = sum(((p - self.anchor[n]) ** 2).sum() for n, p in self.trainable_named_parameters())
-        return self.config.strength * pull
-
-    def state_dict(self):
-        return {**super().state_dict(), "anchor": self.anchor}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.anchor = {n: t.to(self.device) for n, t in state["anchor"].items()}
+        return {"l2_pull": self.config.strength * pull}

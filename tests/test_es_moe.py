@@ -347,14 +347,12 @@ def test_lambda_zero_gives_emotion_head_no_gradient():
 
 
 def test_generation_routes_and_keeps_prompt():
-    from methods.es_moe.strategy import _RoutedLM
-
     s = strategy("es_moe")
     for exp in experiences(2):
         s.train(exp)
     gen = s.motion_lm.generation_inputs(TEXTS[:2])
     with torch.no_grad():
-        seq = _RoutedLM(s).generate(gen["input_ids"], gen["attention_mask"], max_new_tokens=3,
+        seq = s.routed_model().generate(gen["input_ids"], gen["attention_mask"], max_new_tokens=3,
                                     do_sample=False, pad_token_id=s.motion_lm.tokenizer.pad_token_id)
     assert torch.equal(seq[:, : gen["input_ids"].shape[1]], gen["input_ids"])
     out = s.generate(TEXTS[:3])

@@ -120,3 +120,75 @@ def test_every_registered_method_runs_through_the_runner(base_cfg, tmp_path, nam
     assert all(math.isfinite(v) for v in res["final"]["r_precision_top1"])
     base = pd.read_csv(out / "matrices" / "baseline.csv", index_col=0)
     assert base.loc["fid"].notna().all()
+
+
+def test_declared_state_resumes_without_state_dict(base_cfg, tmp_path):
+    """The README example declares its anchor with keep() and writes no state_dict: --stop-after 1
+    + --resume gives the uninterrupted run's matrices, and the pull is active after resuming."""
+    from benchmark.strategy.registry import discover
+
+    example = REPO / "examples" / "my_method.py"
+    assert "state_dict" not in example.read_text()
+    discover(plugins=[example])
+    cfg = {**base_cfg, "order": "Daily Life,Sports", "plugins": (str(example),),
+           "method_overrides": {"strength": "50"}}
+    full = run(RunConfig(method="l2_lora", out=str(tmp_path / "full"), **cfg))
+    out = tmp_path / "resumed"
+    run(RunConfig(method="l2_lora", out=str(out), stop_after=1, **cfg))
+    assert not (out / "result.json").exists()
+    run(RunConfig(method="l2_lora", out=str(out), resume=True, **cfg))
+    for csv in sorted((full / "matrices").glob("*.csv")):
+        assert (out / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
+    log = pd.read_csv(out / "train_log.csv")
+    assert log["l2_pull"].iloc[-1] > 0        # the anchor came back from the checkpoint
+    assert log.equals(pd.read_csv(full / "train_log.csv"))
+
+
+def test_readme_shows_the_example_verbatim():
+    """README's "Add your own method" code block is examples/my_method.py without its docstring."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Add your own method", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    source = (REPO / "examples" / "my_method.py").read_text()
+    body = source.split('"""', 2)[2].lstrip("\n")          # after the module docstring
+    assert block == body
+
+
+def test_seq_lora_with_replay_plugin_is_the_replay_baseline(base_cfg, tmp_path):
+    """SeqLoRA + the replay plugin (``--with replay``) gives the Replay baseline's numbers."""
+    cfg = {**base_cfg, "order": "Daily Life,Sports"}
+    base = run(RunConfig(method="replay", out=str(tmp_path / "replay"), **cfg))
+    composed = run(RunConfig(method="seq_lora", out=str(tmp_path / "seq_replay"),
+                             method_overrides={"with_plugins": "replay"}, **cfg))
+    plain = run(RunConfig(method="seq_lora", out=str(tmp_path / "seq"), **cfg))
+    mc = json.loads((composed / "config.json").read_text())["method_config"]
+    assert mc["with_plugins"] == ["replay"] and mc["plugin_options"]["replay"]["mem_size"] == 200
+    assert "with_plugins" not in json.loads((plain / "config.json").read_text())["method_config"]
+    for csv in sorted((base / "matrices").glob("*.csv")):
+        assert (composed / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
+    r1 = "r_precision_top1.csv"      # the memory changes training: not SeqLoRA's numbers
+    assert (plain / "matrices" / "fid.csv").read_text() != (base / "matrices" / "fid.csv").read_text() \
+        or (plain / "matrices" / r1).read_text() != (base / "matrices" / r1).read_text()
+
+
+@pytest.mark.slow
+def test_plugins_compose_on_es_moe_and_resume(base_cfg, tmp_path):
+    """ES-MoE --with ewc,replay,lwf through the CLI option: every plugin's loss term is logged,
+    and --stop-after 1 + --resume equals the uninterrupted run (plugin state checkpointed)."""
+    common = ["--preset", "test", "--data", base_cfg["data"], "--tokenizer", base_cfg["tokenizer"],
+              "--evaluator", base_cfg["evaluator"], "--cache", base_cfg["cache"],
+              "--order", "Daily Life,Sports", "--max-test", "6", "--no-progress",
+              "--method", "es_moe", "--with", "ewc,replay,lwf", "--set", "replay.mem_size=16"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["run", "--out", str(full), *common]) == 0
+    assert main(["run", "--out", str(part), "--stop-after", "1", *common]) == 0
+    assert main(["run", "--out", str(part), "--resume", *common]) == 0
+    for csv in sorted((full / "matrices").glob("*.csv")):
+        assert (part / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
+    log = pd.read_csv(full / "train_log.csv")
+    assert {"emo_loss", "ewc", "distill"} <= set(log.columns)
+    assert (log[["ewc", "distill"]].iloc[-1] > 0).all()
+    mc = json.loads((full / "config.json").read_text())["method_config"]
+    assert mc["with_plugins"] == ["ewc", "replay", "lwf"] and mc["plugin_options"]["replay"]["mem_size"] == 16

@@ -117,7 +117,7 @@ def test_only_adapter_and_motion_rows_train(mlm):
 
 
 class _Probe(MotionLMStrategy):
-    """Records the hook order and adds a constant extra loss."""
+    """Records the hook order and adds two constant loss terms."""
 
     def before_experience(self, experience):
         self.calls = getattr(self, "calls", []) + ["before"]
@@ -127,12 +127,22 @@ class _Probe(MotionLMStrategy):
     def after_experience(self, experience):
         self.calls.append("after")
 
-    def extra_loss(self, batch, outputs):
+    def loss_terms(self, batch, outputs):
         assert {"emotion", "scenario", "subset", "texts"} <= set(batch)
-        return torch.tensor(0.25)
+        return {"a": torch.tensor(0.25), "b": torch.tensor(0.5), "off": None}
 
 
-def test_hooks_extra_loss_and_avalanche_plugins(mlm):
+class _OldStyle(MotionLMStrategy):
+    """The deprecated single-term hook still adds and logs its term."""
+
+    def before_experience(self, experience):
+        self.use_lora("p")
+
+    def extra_loss(self, batch, outputs):
+        return torch.tensor(0.125)
+
+
+def test_hooks_loss_terms_and_avalanche_plugins(mlm):
     from avalanche.core import SupervisedPlugin
 
     class Plug(SupervisedPlugin):
@@ -142,7 +152,16 @@ def test_hooks_extra_loss_and_avalanche_plugins(mlm):
     s = _Probe(motion_lm=mlm, config=StrategyConfig(epochs=1, max_steps=1), plugins=[Plug()])
     s.train(fake_scenario(n_tasks=1).train_stream[0])
     assert s.calls == ["before", "plugin", "after"]
-    assert s.history[0]["extra_loss"] == pytest.approx(0.25) and s.history[0]["steps"] == 1
+    h = s.history[0]
+    assert h["steps"] == 1 and h["a"] == pytest.approx(0.25) and h["b"] == pytest.approx(0.5)
+    assert h["extra_loss"] == pytest.approx(0.75) and "off" not in h     # the sum of the terms
+
+
+def test_deprecated_extra_loss_still_counts(tiny_backbone_dir):
+    s = _OldStyle(motion_lm=MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K),
+                  config=StrategyConfig(epochs=1, max_steps=1))
+    s.train(fake_scenario(n_tasks=1).train_stream[0])
+    assert s.history[0]["extra_loss"] == pytest.approx(0.125)
 
 
 def test_nothing_trainable_and_raw_features_are_errors(mlm):

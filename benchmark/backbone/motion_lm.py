@@ -20,6 +20,7 @@ import torch
 
 from benchmark.backbone.tiny import INSTRUCTION
 from benchmark.io import DataError
+from benchmark.seed import eval_mode, seeded
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -98,8 +99,7 @@ class MotionLM:
         self.som_id = self.motion_offset + self.n_codes
         self.eom_id = self.som_id + 1
         rows = max(len(tokenizer), model.get_input_embeddings().weight.shape[0])
-        with torch.random.fork_rng(devices=[]):     # new rows: the same init in every process
-            torch.manual_seed(self.config.init_seed)
+        with seeded(self.config.init_seed):      # new rows: the same init in every process
             model.resize_token_embeddings(rows, mean_resizing=self.config.mean_resizing)
         self.model = model
         self.vocab_size = rows
@@ -213,6 +213,21 @@ class MotionLM:
         Returns one int64 array of codes per text; empty arrays are failed outputs.
         ``model`` overrides ``self.model`` (e.g. a routed wrapper).
         """
+        settings = settings or GenerationSettings()
+        model = model if model is not None else self.model
+        out: list[np.ndarray] = []
+        with eval_mode(model):
+            for start in range(0, len(texts), settings.batch_size):
+                batch = self.generation_inputs(texts[start: start + settings.batch_size])
+                batch = {k: v.to(device) for k, v in batch.items()}
+                out.extend(self.generate_batch(batch, settings, model))
+        return out
+
+    @torch.no_grad()
+    def generate_batch(self, batch: dict, settings: GenerationSettings | None = None, model=None,
+                       **extra) -> list[np.ndarray]:
+        """Codes for one prepared batch (``generation_inputs`` on the device); ``extra`` goes to
+        ``model.generate`` (e.g. ``inputs_embeds``).  The caller sets eval mode."""
         from transformers import GenerationConfig, LogitsProcessorList
 
         settings = settings or GenerationSettings()
@@ -225,15 +240,5 @@ class MotionLM:
             top_p=None, max_new_tokens=settings.max_new_tokens,
             min_new_tokens=settings.min_new_tokens or None, eos_token_id=self.eom_id,
             pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
-        was_training = model.training
-        model.eval()
-        out: list[np.ndarray] = []
-        try:
-            for start in range(0, len(texts), settings.batch_size):
-                batch = self.generation_inputs(texts[start: start + settings.batch_size])
-                batch = {k: v.to(device) for k, v in batch.items()}
-                seq = model.generate(**batch, generation_config=gen, logits_processor=constraint)
-                out.extend(self.parse_generated(seq[:, batch["input_ids"].shape[1]:]))
-        finally:
-            model.train(was_training)
-        return out
+        seq = model.generate(**batch, **extra, generation_config=gen, logits_processor=constraint)
+        return self.parse_generated(seq[:, batch["input_ids"].shape[1]:])

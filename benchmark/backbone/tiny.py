@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from benchmark.io import DataError, atomic_dir, atomic_write_json, hash_json
+from benchmark.seed import seeded
 
 INSTRUCTION = "Generate a motion sequence that aligns with the following emotional text description."
 SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "bos_token": "<s>", "eos_token": "</s>"}
@@ -73,7 +74,6 @@ def build_tiny_backbone(texts: list[str], out: str | Path, config: TinyBackboneC
                         overwrite: bool = False) -> Path:
     """Train the text tokenizer on ``texts``, build a random-init ``LlamaForCausalLM`` (seeded)
     and save both to ``out`` atomically; returns ``out``."""
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = config or TinyBackboneConfig()
@@ -89,8 +89,7 @@ def build_tiny_backbone(texts: list[str], out: str | Path, config: TinyBackboneC
         max_position_embeddings=config.max_positions, tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+    with seeded(config.seed):
         model = LlamaForCausalLM(llama)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)

@@ -8,6 +8,7 @@ import importlib
 
 _EXPORTS = {
     "MotionLMStrategy": "benchmark.strategy.base",
+    "Route": "benchmark.strategy.base",
     "StrategyConfig": "benchmark.strategy.config",
     "register_strategy": "benchmark.strategy.registry",
     "discover": "benchmark.strategy.registry",

@@ -6,20 +6,30 @@ the scenario with ``payload = motion tokenizer codes``).  What the template does
 
 * ``collate``: items -> ``MotionLM.build_batch`` (input_ids, attention_mask, labels) + emotion,
   scenario, subset (int64) and texts; the loader is a seeded torch ``DataLoader`` (resumable);
-* ``forward``: the HF model with labels -> its output (``loss`` = next-token LM loss);
-* ``criterion``: LM loss + :meth:`extra_loss` (both logged separately in ``history``);
+* ``forward``: the HF model with labels -> its output (``loss`` = next-token LM loss); a method
+  that computes more in its forward pass puts it into the output (``out["name"] = tensor``);
+* ``criterion``: LM loss + the sum of :meth:`loss_terms`, every term logged per epoch in
+  ``history`` (train_log.csv) under its name, with ``lm_loss`` and their sum ``extra_loss``;
 * ``make_optimizer``: AdamW (torch's fused kernel on CPU/CUDA) over the parameters that
   ``requires_grad`` after :meth:`before_experience` (+ ``method_modules``), state reset or
-  carried by parameter name.
+  carried by parameter name;
+* checkpoints (:meth:`checkpoint_state` / :meth:`restore`): adapters, ``method_modules`` (grown
+  back to the saved number of entries of any ``ParameterList``; ``requires_grad`` as saved), the
+  expert bank (experts + fixed weights), every value declared with :meth:`keep`, optimiser,
+  counters and history.  No method writes ``state_dict``.
 
 Methods override small hooks: :meth:`before_experience` / :meth:`after_experience` (add, freeze,
-merge adapters...), :meth:`extra_loss`, :meth:`generate` (route at inference),
-:meth:`state_dict` / :meth:`load_state_dict` (method state for checkpoints).  Avalanche plugins
-and its ``before/after_training_exp`` callbacks work as usual.  Evaluation stays outside.
+merge adapters...), :meth:`loss_terms`, :meth:`route` (routing at generation), and declare the
+state they carry across experiences with :meth:`keep`.  Helpers: :meth:`eval_mode`,
+:meth:`seeded`.  Avalanche plugins (``plugins=[...]``, e.g. :mod:`benchmark.strategy.plugins`)
+compose with any method.  Evaluation stays outside.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import warnings
+from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -28,9 +38,11 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 from torch.utils.data import DataLoader
 
+from benchmark import seed as _seed
 from benchmark.strategy import lora
 from benchmark.strategy.config import StrategyConfig
 from benchmark.strategy.experts import ExpertBank
+from benchmark.strategy.plugins import CLPlugin, make_plugins
 
 
 def _silent_evaluator() -> EvaluationPlugin:
@@ -48,6 +60,93 @@ def _fused_ok(params: Sequence[torch.Tensor]) -> bool:
         p.is_floating_point() for p in params)
 
 
+@dataclass
+class Route:
+    """How one batch of prompts is generated (what :meth:`MotionLMStrategy.route` returns).
+
+    ``weights`` (B, E): gate weights of the strategy's :class:`ExpertBank` while sampling;
+    ``inputs_embeds`` (B, L, d): replace the prompt's token embeddings (with ``input_ids`` kept);
+    ``adapters`` (B,): the LoRA adapter each prompt is generated with (hard routing: the prompts
+    are generated in groups, one per adapter in creation order, each adapter with its own
+    motion-token rows).  Fields may be combined except ``adapters`` with the others."""
+
+    weights: torch.Tensor | None = None
+    inputs_embeds: torch.Tensor | None = None
+    adapters: Sequence[str] | None = None
+
+
+def _to_cpu(value):
+    if torch.is_tensor(value):
+        return value.detach().cpu().clone()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def _to_device(value, device):
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
+
+
+def _save_kept(value) -> dict:
+    """One declared value -> a checkpoint entry (generators by state, objects with a
+    ``state_dict`` by theirs, anything else as a CPU copy)."""
+    if isinstance(value, torch.Generator):
+        return {"kind": "torch_generator", "state": value.get_state()}
+    if isinstance(value, np.random.Generator):
+        return {"kind": "numpy_generator", "state": copy.deepcopy(value.bit_generator.state)}
+    if hasattr(value, "state_dict") and hasattr(value, "load_state_dict"):
+        return {"kind": "object", "state": _to_cpu(value.state_dict())}
+    return {"kind": "value", "state": _to_cpu(value)}
+
+
+def _grow_parameter_lists(root: torch.nn.Module, state: dict) -> None:
+    """Append parameters to every ``ParameterList`` of ``root`` that holds fewer entries than
+    ``state`` (a saved ``state_dict``), so that ``load_state_dict`` fits (keys, prompts...)."""
+    own = set(root.state_dict())
+    for key in state:
+        if key in own:
+            continue
+        *path, idx = key.split(".")
+        if not idx.isdigit():
+            continue
+        try:
+            parent = root.get_submodule(".".join(path)) if path else root
+        except AttributeError:
+            continue
+        if isinstance(parent, torch.nn.ParameterList):
+            prefix = ".".join(path)
+            while len(parent) <= int(idx):
+                parent.append(torch.nn.Parameter(torch.zeros_like(state[f"{prefix}.{len(parent)}"])))
+
+
+class RoutedModel(torch.nn.Module):
+    """The strategy's LM with :meth:`MotionLMStrategy.route` applied to every ``generate`` call
+    (weights / inputs_embeds routes; for callers that drive ``model.generate`` themselves)."""
+
+    def __init__(self, strategy: "MotionLMStrategy"):
+        super().__init__()
+        self.inner = strategy.model
+        self._strategy = [strategy]          # not a submodule
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask, **kwargs):
+        s = self._strategy[0]
+        route = s.route({"input_ids": input_ids, "attention_mask": attention_mask, "texts": None})
+        if route is not None and route.adapters is not None:
+            raise ValueError("RoutedModel cannot split a batch by adapter; use strategy.generate")
+        with s._routing(route) as extra:
+            return self.inner.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                       **extra, **kwargs)
+
+
 class MotionLMStrategy(SupervisedTemplate):
     """Base of every L2-EMG strategy (one class + one config dataclass per method)."""
 
@@ -59,22 +158,26 @@ class MotionLMStrategy(SupervisedTemplate):
     def __init__(self, *, motion_lm, config: StrategyConfig | None = None,
                  device: str | torch.device = "cpu", plugins: Sequence | None = None,
                  seed: int = 0, progress: bool = False):
+        self._kept: dict[str, bool] = {}              # declared state: name -> on the device
         self.motion_lm = motion_lm
         self.config = config if config is not None else self.config_class()
         self.seed = int(seed)
         self.progress = progress
         self.method_modules = torch.nn.ModuleDict()   # gates, keys ... (trained + checkpointed)
         self.bank: ExpertBank | None = None           # LoRA experts mixed by a gate, if any
-        self.history: list[dict] = []                 # per epoch: lm_loss, extra_loss, steps
+        self.history: list[dict] = []                 # per epoch: steps, lm_loss, extra_loss, terms
         self.exp_counter = 0                          # experiences finished
         self._pending_opt: dict | None = None
         self._opt_names: list[str] = []
         self._bar = None
         placeholder = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=self.config.lr)
+        plugins = list(plugins or []) + make_plugins(self.config.with_plugins,   # --with ewc,replay
+                                                     self.config.plugin_options, self.seed)
         super().__init__(model=motion_lm.model, optimizer=placeholder,
                          train_mb_size=self.config.batch_size, train_epochs=self.config.epochs,
                          eval_mb_size=self.config.batch_size, device=device,
-                         plugins=list(plugins or []), evaluator=_silent_evaluator(), eval_every=-1)
+                         plugins=plugins, evaluator=_silent_evaluator(), eval_every=-1)
+        self._check_plugin_names()
 
     # the model lives in the MotionLM (peft wraps it when the first adapter is added)
     @property
@@ -123,38 +226,185 @@ class MotionLMStrategy(SupervisedTemplate):
     def after_experience(self, experience) -> None:
         """Consolidate after training on ``experience`` (freeze, merge, store keys...)."""
 
+    def loss_terms(self, batch: dict, outputs) -> dict[str, torch.Tensor]:
+        """Method loss terms by name, each added to the LM loss as returned (weight it yourself)
+        and logged per epoch in ``history`` / train_log.csv under its name.  ``outputs`` is what
+        :meth:`forward` returned (a method's forward may add its own entries to it)."""
+        extra = self.extra_loss(batch, outputs)       # deprecated single-term hook
+        return {} if extra is None else {"extra_loss": extra}
+
     def extra_loss(self, batch: dict, outputs) -> torch.Tensor | None:
-        """Method-specific loss term added to the LM loss (None = none)."""
+        """Deprecated: one unnamed loss term; override :meth:`loss_terms` instead."""
         return None
 
+    def route(self, batch: dict) -> Route | None:
+        """Routing hook for generation: ``batch`` is one chunk of prompts (``input_ids``,
+        ``attention_mask`` on the device, as ``MotionLM.generation_inputs``; ``texts``) and the
+        :class:`Route` says how it is generated (None: the model as it is)."""
+        return None
+
+    def use_plugin(self, plugin):
+        """Add an Avalanche plugin (e.g. a :class:`~benchmark.strategy.plugins.CLPlugin`: its
+        loss terms, batch extension and state then take part like the method's own)."""
+        self.plugins.append(plugin)
+        self._check_plugin_names()
+        return plugin
+
+    @property
+    def cl_plugins(self) -> list[CLPlugin]:
+        return [p for p in self.plugins if isinstance(p, CLPlugin)]
+
+    def _check_plugin_names(self) -> None:
+        names = [p.name for p in self.cl_plugins]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{type(self).__name__}: plugin used twice: {names}")
+
+    def batch_loss(self, batch: dict) -> torch.Tensor:
+        """The LM loss of one collated batch through this method's :meth:`forward` (what a
+        plugin needs for a Fisher estimate, say); the training mini-batch is left alone."""
+        old = self.mbatch
+        self.mbatch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        try:
+            return self.forward().loss
+        finally:
+            self.mbatch = old
+
+    def keep(self, name: str, value=None, *, on_device: bool = True):
+        """Declare ``self.<name>`` method state carried across experiences: set it to ``value``
+        and checkpoint it with the run (read when the checkpoint is written, so reassigning
+        ``self.<name>`` later is fine).  Tensors come back on the strategy's device
+        (``on_device=False``: on the CPU); ``torch.Generator`` / numpy ``Generator`` and objects
+        with ``state_dict``/``load_state_dict`` are restored in place.  Returns ``value``."""
+        self._kept[name] = bool(on_device)
+        setattr(self, name, value)
+        return value
+
+    def eval_mode(self, *modules):
+        """Context manager: the LM (default) or ``modules`` in eval mode, modes restored after."""
+        return _seed.eval_mode(*(modules or (self.model,)))
+
+    def seeded(self, offset: int = 0):
+        """Context manager: torch's CPU RNG seeded with ``seed + offset`` inside (build a method's
+        modules in it: the same initial weights in every process), restored after."""
+        return _seed.seeded(self.seed + offset)
+
+    @torch.no_grad()
     def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
-        """Motion codes for each text (empty array = failed output); override to route."""
+        """Motion codes for each text (empty array = failed output), in chunks of
+        ``settings.batch_size`` prompts, each generated as :meth:`route` says."""
+        from benchmark.backbone.motion_lm import GenerationSettings
+
+        texts, settings = list(texts), settings or GenerationSettings()
         self.model.to(self.device)
-        return self.motion_lm.generate(list(texts), settings, device=self.device)
+        self.method_modules.to(self.device)
+        out: list[np.ndarray] = []
+        with self.eval_mode():
+            for start in range(0, len(texts), settings.batch_size):
+                out.extend(self._generate_chunk(texts[start: start + settings.batch_size], settings))
+        return out
 
-    def state_dict(self) -> dict[str, Any]:
-        """Method-specific state (enough to rebuild the method's own modules)."""
-        return {"method_modules": self.method_modules.state_dict()}
+    def _inputs(self, texts: list[str]) -> dict:
+        return {k: v.to(self.device) for k, v in self.motion_lm.generation_inputs(texts).items()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.method_modules.load_state_dict(state["method_modules"])
+    def _generate_chunk(self, texts: list[str], settings) -> list[np.ndarray]:
+        batch = self._inputs(texts)
+        route = self.route({**batch, "texts": texts})
+        if route is None or route.adapters is None:
+            with self._routing(route) as extra:
+                return self.motion_lm.generate_batch(batch, settings, **extra)
+        if route.weights is not None or route.inputs_embeds is not None:
+            raise ValueError("a Route with adapters cannot also carry weights or inputs_embeds")
+        names = list(route.adapters)
+        order = list(self.motion_lm.adapters)
+        out: list = [None] * len(texts)
+        active = list(self.model.base_model.active_adapters)
+        try:
+            for name in sorted(set(names), key=order.index):
+                idx = [i for i, n in enumerate(names) if n == name]
+                self.model.base_model.set_adapter(name)
+                codes = self.motion_lm.generate_batch(self._inputs([texts[i] for i in idx]), settings)
+                for i, c in zip(idx, codes):
+                    out[i] = c
+        finally:
+            lora.set_active(self.motion_lm, active if len(active) > 1 else active[0])
+        return out
+
+    @contextlib.contextmanager
+    def _routing(self, route: Route | None):
+        """Apply a weights / inputs_embeds route: yields the extra ``generate`` arguments."""
+        if route is None:
+            yield {}
+            return
+        extra = {} if route.inputs_embeds is None else {"inputs_embeds": route.inputs_embeds}
+        if route.weights is None:
+            yield extra
+            return
+        if self.bank is None:
+            raise RuntimeError(f"{type(self).__name__}.route gave weights but there is no expert bank")
+        with self.bank.route(weights=route.weights):
+            yield extra
+
+    def routed_model(self) -> RoutedModel:
+        """The LM wrapped so that ``model.generate(input_ids, attention_mask, ...)`` is routed."""
+        return RoutedModel(self)
 
     # ------------------------------------------------------------------ checkpoint
     def checkpoint_state(self) -> dict[str, Any]:
-        """Adapters, method state, optimizer (by parameter name), counters, loss history."""
-        return {"adapters": lora.adapter_state(self.motion_lm), "strategy": self.state_dict(),
+        """Adapters, method modules, expert bank, declared state (:meth:`keep`), optimizer (by
+        parameter name), counters, loss history."""
+        modules = {"state": _to_cpu(self.method_modules.state_dict()),
+                   "requires_grad": {n: p.requires_grad
+                                     for n, p in self.method_modules.named_parameters()}}
+        bank = None
+        if self.bank is not None:
+            w = self.bank.fixed_weights
+            bank = {"experts": list(self.bank.experts), "weights": None if w is None else _to_cpu(w)}
+        return {"adapters": lora.adapter_state(self.motion_lm), "method_modules": modules,
+                "bank": bank, "kept": {n: _save_kept(getattr(self, n)) for n in self._kept},
+                "plugins": {p.name: _to_cpu(p.state_dict()) for p in self.cl_plugins},
                 "optimizer": self._named_optimizer_state(), "exp_counter": self.exp_counter,
                 "history": list(self.history)}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`checkpoint_state` on a freshly built strategy."""
         lora.load_adapter_state(self.motion_lm, state["adapters"])
-        self.load_state_dict(state["strategy"])
+        modules = state["method_modules"]
+        _grow_parameter_lists(self.method_modules, modules["state"])
+        self.method_modules.load_state_dict(modules["state"])
+        for n, p in self.method_modules.named_parameters():
+            p.requires_grad_(modules["requires_grad"].get(n, p.requires_grad))
+        if state["bank"] is not None:
+            if self.bank is not None:
+                self.bank.detach()
+            self.bank = ExpertBank(self.model, state["bank"]["experts"]).attach()
+            if state["bank"]["weights"] is not None:
+                self.bank.set_weights(state["bank"]["weights"])
+        for name, entry in state["kept"].items():
+            if name not in self._kept:
+                raise KeyError(f"{type(self).__name__}: the checkpoint keeps {name!r}, which this "
+                               "strategy does not declare with keep()")
+            self._restore_kept(name, entry)
+        plugins = {p.name: p for p in self.cl_plugins}
+        if set(plugins) != set(state["plugins"]):
+            raise KeyError(f"checkpoint plugins {sorted(state['plugins'])} != {sorted(plugins)}")
+        for name, st in state["plugins"].items():
+            plugins[name].load_state_dict(_to_device(st, self.device))
         self._pending_opt = state["optimizer"]
         self.exp_counter = int(state["exp_counter"])
         self.history = list(state["history"])
         self.model.to(self.device)
         self.method_modules.to(self.device)
+
+    def _restore_kept(self, name: str, entry: dict) -> None:
+        kind, saved, current = entry["kind"], entry["state"], getattr(self, name, None)
+        if kind == "torch_generator":
+            current.set_state(saved)
+        elif kind == "numpy_generator":
+            current.bit_generator.state = saved
+        elif kind == "object":
+            current.load_state_dict(saved)
+        else:
+            setattr(self, name, _to_device(saved, self.device if self._kept[name] else "cpu"))
 
     def _named_optimizer_state(self) -> dict[str, dict]:
         out = {}
@@ -235,6 +485,13 @@ class MotionLMStrategy(SupervisedTemplate):
                                      num_workers=0)
 
     def collate(self, items: Sequence[dict]) -> dict:
+        """Training: the plugins' ``extend_items`` first (replay...), then :meth:`collate_items`."""
+        if self.is_training:
+            for p in self.cl_plugins:
+                items = p.extend_items(self, list(items))
+        return self.collate_items(items)
+
+    def collate_items(self, items: Sequence[dict]) -> dict:
         """Stream items -> LM batch (+ emotion/scenario/subset int64, texts, ids)."""
         texts = [it["text"] for it in items]
         codes = [self._codes(it) for it in items]
@@ -278,15 +535,26 @@ class MotionLMStrategy(SupervisedTemplate):
 
     def criterion(self):
         lm = self.mb_output.loss
-        extra = self.extra_loss(self.mbatch, self.mb_output)
+        terms = dict(self.loss_terms(self.mbatch, self.mb_output))
+        for p in self.cl_plugins:
+            for k, v in p.loss_terms(self, self.mbatch, self.mb_output).items():
+                if k in terms:
+                    raise ValueError(f"loss term {k!r} of plugin {p.name!r} is already a term")
+                terms[k] = v
+        terms = {k: v for k, v in terms.items() if v is not None}
         self._sums["lm_loss"] += lm.detach()
+        extra = None
+        for name, value in terms.items():
+            if name != "extra_loss":
+                self.log_loss(name, value)
+            extra = value if extra is None else extra + value
         if extra is not None:
             self._sums["extra_loss"] += extra.detach()
         return lm if extra is None else lm + extra
 
     def log_loss(self, name: str, value: torch.Tensor) -> None:
-        """Add a loss term (e.g. one part of :meth:`extra_loss`) to this epoch's sums; ``history``
-        gets its mean per step under ``name``.  A no-op outside a training epoch."""
+        """Add ``value`` to this epoch's sums (``history`` gets its mean per step under ``name``);
+        :meth:`criterion` calls it for every loss term.  A no-op outside a training epoch."""
         sums = getattr(self, "_sums", None)
         if sums is not None:
             sums[name] = sums.get(name, 0.0) + value.detach()

@@ -46,6 +46,11 @@ class StrategyConfig:
         "help": "protocol rule for the motion-token rows: 'train' (the copy in use trains on every "
                 "scenario) or 'freeze_after_first' (trained on the first scenario only, frozen "
                 "after: nothing shared changes later); see docs/CONTRACTS.md 'Protocol rules'"})
+    with_plugins: tuple[str, ...] = field(default=(), metadata={
+        "help": "composable CL plugins added to the method, in order: ewc, replay, lwf "
+                "(`--with ewc,replay`); their options as --set <plugin>.<option>=VALUE"})
+    plugin_options: dict = field(default_factory=dict, metadata={
+        "help": "options of the plugins: {plugin: {option: value}} (set with --set replay.mem_size=N)"})
 
     def __post_init__(self):
         if isinstance(self.target_modules, (list, str)):
@@ -61,6 +66,22 @@ class StrategyConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"{type(self).__name__}: {msg}")
+        self._check_plugins()
+
+    def _check_plugins(self) -> None:
+        from benchmark.strategy.plugins import plugin_options
+
+        if isinstance(self.with_plugins, (list, str)):
+            self.with_plugins = tuple(s.strip() for s in (self.with_plugins.split(",")
+                                      if isinstance(self.with_plugins, str) else self.with_plugins) if s)
+        if len(set(self.with_plugins)) != len(self.with_plugins):
+            raise ValueError(f"{type(self).__name__}: with_plugins lists a plugin twice")
+        stray = sorted(set(self.plugin_options) - set(self.with_plugins))
+        if stray:
+            raise ValueError(f"{type(self).__name__}: options for plugin(s) {', '.join(stray)} "
+                             "that are not in with_plugins")
+        self.plugin_options = {n: dataclasses.asdict(plugin_options(n, self.plugin_options.get(n)))
+                               for n in self.with_plugins}
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
@@ -72,6 +93,14 @@ class StrategyConfig:
         """Build from a dict; unknown keys -> ValueError listing the valid ones; strings are
         coerced to the field types (so ``--set`` values work)."""
         values = dict(values or {})
+        if "with" in values:                          # --with ewc,replay / --set with=...
+            values["with_plugins"] = values.pop("with")
+        opts: dict = {}
+        for key in [k for k in values if "." in k]:   # --set replay.mem_size=100
+            plugin, option = key.split(".", 1)
+            opts.setdefault(plugin, {})[option] = values.pop(key)
+        if opts:
+            values["plugin_options"] = {**opts, **dict(values.get("plugin_options") or {})}
         valid = cls.field_names()
         unknown = sorted(set(values) - set(valid))
         if unknown:
@@ -80,30 +109,17 @@ class StrategyConfig:
         return cls(**{k: cls.coerce(k, v) for k, v in values.items()})
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values; ``with_plugins`` / ``plugin_options`` only when a plugin is
+        used (runs without plugins keep the config hash they had before plugins existed)."""
         d = dataclasses.asdict(self)
+        if not self.with_plugins:
+            d.pop("with_plugins"), d.pop("plugin_options")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
     def coerce(cls, name: str, value: Any) -> Any:
         """Convert ``value`` (often a string from the command line) to field ``name``'s type."""
-        hints = typing.get_type_hints(cls)
-        kind = hints[name]
-        origin = typing.get_origin(kind)
-        if not isinstance(value, str):
-            return tuple(value) if origin is tuple and isinstance(value, list) else value
-        if kind is bool:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"{name}: expected true/false, got {value!r}")
-        if kind in (int, float):
-            return kind(value)
-        if origin is tuple:
-            text = value.strip()
-            items = json.loads(text) if text.startswith("[") else [s for s in text.split(",") if s]
-            return tuple(str(s).strip() for s in items)
-        return value
+        return coerce_field(cls, name, value)
 
     @classmethod
     def help(cls) -> list[tuple[str, str, Any]]:
@@ -111,3 +127,25 @@ class StrategyConfig:
         return [(f.name, f.metadata.get("help", ""),
                  f.default if f.default is not dataclasses.MISSING else f.default_factory())
                 for f in dataclasses.fields(cls)]
+
+
+def coerce_field(cls: type, name: str, value: Any) -> Any:
+    """Convert ``value`` (a string from the command line, or JSON) to ``cls.name``'s type."""
+    hints = typing.get_type_hints(cls)
+    kind = hints[name]
+    origin = typing.get_origin(kind)
+    if not isinstance(value, str):
+        return tuple(value) if origin is tuple and isinstance(value, list) else value
+    if kind is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true/false, got {value!r}")
+    if kind in (int, float):
+        return kind(value)
+    if origin is tuple:
+        text = value.strip()
+        items = json.loads(text) if text.startswith("[") else [s for s in text.split(",") if s]
+        return tuple(str(s).strip() for s in items)
+    return value

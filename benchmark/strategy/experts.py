@@ -105,6 +105,11 @@ class ExpertBank:
             p.requires_grad_(True)
 
     # ------------------------------------------------------------------ gates
+    @property
+    def fixed_weights(self) -> torch.Tensor | None:
+        """The weights set with :meth:`set_weights` (None: none; checkpointed by the strategy)."""
+        return self._weights
+
     def set_weights(self, weights: torch.Tensor | None) -> None:
         """Fixed gate weights: (E,), (B, E) or (B, T, E); None clears them."""
         if weights is not None and weights.shape[-1] != self.n_experts:

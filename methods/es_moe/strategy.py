@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from benchmark.io import DataError
-from benchmark.strategy import ExpertBank, MotionLMStrategy, lora, register_strategy
+from benchmark.strategy import MotionLMStrategy, Route, lora, register_strategy
 from benchmark.strategy.config import StrategyConfig
 from methods.es_moe.cged import CGED, masked_mean, rms, rms_normalize
 from methods.es_moe.gate import ExpertGate, mask_probability
@@ -88,18 +87,17 @@ class ESMoE(MotionLMStrategy):
         super().__init__(**kwargs)
         c = self.config
         d = self.motion_lm.model.get_input_embeddings().weight.shape[1]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with self.seeded():
             if c.cged:
                 self.method_modules["cged"] = CGED(d, c.d_attn, c.n_dict, c.d_ffn, c.n_emotions,
                                                    c.emo_hidden, seed=self.seed)
             if c.samoe:
                 self.method_modules["gate"] = ExpertGate(d, c.d_key, c.d_down, c.max_experts,
                                                          norm=c.gate_norm)
-        self._mask_gen = torch.Generator().manual_seed(self.seed)
-        self._emo_loss: torch.Tensor | None = None
-        self.diag_items: list[dict] = []     # per experience: {"subset", "texts", "emotions"}
-        self.diagnostics: list[dict] = []    # per experience: see :meth:`diagnose`
+        # declared state (checkpointed): the masking generator and the diagnostics
+        self._mask_gen = self.keep("_mask_gen", torch.Generator().manual_seed(self.seed))
+        self.diag_items: list[dict] = self.keep("diag_items", [])   # {"subset", "texts", "emotions"}
+        self.diagnostics: list[dict] = self.keep("diagnostics", [])  # see :meth:`diagnose`
         self.last_weights: torch.Tensor | None = None   # gate weights of the last training step
 
     # ------------------------------------------------------------------ experts
@@ -151,11 +149,8 @@ class ESMoE(MotionLMStrategy):
         every subset, tanh(alpha), ||injection|| / ||X|| and ||h|| / ||X|| on the prompt
         tokens, and the emotion head's accuracy on the current subset's kept prompts."""
         c = self.config
-        was = self.model.training
-        self.model.eval()
-        self.method_modules.eval()
         out: dict = {"experience": self.exp_counter + 1, "usage": {}}
-        try:
+        with self.eval_mode(self.model, self.method_modules):
             for j, d in enumerate(self.diag_items):
                 b = self.motion_lm.generation_inputs(d["texts"])
                 ids, am = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
@@ -182,9 +177,6 @@ class ESMoE(MotionLMStrategy):
                     if (emo >= 0).all():
                         pred = cged.emotion_logits(pooled).argmax(-1)
                         out["emo_acc"] = float((pred == emo).float().mean())
-        finally:
-            self.model.train(was)
-            self.method_modules.train(was)
         return out
 
     # ------------------------------------------------------------------ CGED inputs
@@ -248,50 +240,33 @@ class ESMoE(MotionLMStrategy):
     def forward(self):
         b = self.mbatch
         x, pooled, h = self.encode(b["input_ids"], b["attention_mask"])
-        self._emo_loss = None
+        emo = None
         if h is not None and self.config.lambda_emo > 0:
             if "emotion" not in b:
                 raise DataError(None, "ES-MoE's L_emo needs an 'emotion' label on every item",
                                 "build the stream from a corpus with labels.csv emotions")
-            self._emo_loss = self.method_modules["cged"].emotion_loss(pooled, b["emotion"])
+            emo = self.method_modules["cged"].emotion_loss(pooled, b["emotion"])
         w = self.gate_weights(pooled, train=True) if self.config.samoe else None
         with self.routing(w):
-            return self.model(inputs_embeds=x, attention_mask=b["attention_mask"],
-                              labels=b["labels"])
+            out = self.model(inputs_embeds=x, attention_mask=b["attention_mask"], labels=b["labels"])
+        if emo is not None:
+            out["emo_loss"] = emo           # read by loss_terms
+        return out
 
-    def extra_loss(self, batch: dict, outputs) -> torch.Tensor | None:
-        """lambda * L_emo (None when CGED is off or lambda = 0); L_emo is logged as emo_loss."""
-        if self._emo_loss is None:
-            return None
-        self.log_loss("emo_loss", self._emo_loss)
-        return self.config.lambda_emo * self._emo_loss
+    def loss_terms(self, batch: dict, outputs) -> dict[str, torch.Tensor]:
+        """lambda * L_emo (none when CGED is off or lambda = 0), logged as ``emo_loss``."""
+        emo = outputs.get("emo_loss")
+        return {} if emo is None else {"emo_loss": self.config.lambda_emo * emo}
 
     # ------------------------------------------------------------------ generation
-    def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
-        """Gate + injection computed once per prompt from its h, held fixed while sampling
+    def route(self, batch):
+        """Gate + injection computed once per prompt batch from its h, held fixed while sampling
         (before the first experience: the untrained backbone, as for every method)."""
         if not self.motion_lm.adapters:
-            return super().generate(texts, settings)
-        self.model.to(self.device)
-        self.method_modules.to(self.device)
-        return self.motion_lm.generate(list(texts), settings, device=self.device,
-                                       model=_RoutedLM(self))
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        return {"method_modules": self.method_modules.state_dict(), "experts": self.experts,
-                "mask_rng": self._mask_gen.get_state(), "diag_items": list(self.diag_items),
-                "diagnostics": list(self.diagnostics)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.method_modules.load_state_dict(state["method_modules"])
-        self.diag_items = list(state.get("diag_items", []))
-        self.diagnostics = list(state.get("diagnostics", []))
-        if "mask_rng" in state:
-            self._mask_gen.set_state(state["mask_rng"])
-        names = list(state.get("experts", []))
-        if names:
-            self.bank = ExpertBank(self.model, names).attach()
+            return None
+        x, pooled, _ = self.encode(batch["input_ids"], batch["attention_mask"])
+        w = self.gate_weights(pooled, train=False) if self.config.samoe else None
+        return Route(weights=w, inputs_embeds=x)
 
     def memory_per_scenario(self) -> dict[str, int]:
         """Bytes added per scenario: one LoRA expert (A, B), its key, its motion-token rows."""
@@ -308,24 +283,6 @@ def _flat_diagnostics(d: dict) -> dict:
     for j, w in enumerate(d.get("usage", {}).values()):
         flat.update({f"diag_usage_s{j + 1}_e{k + 1}": float(v) for k, v in enumerate(w)})
     return flat
-
-
-class _RoutedLM(torch.nn.Module):
-    """``model=`` for :meth:`MotionLM.generate`: routes each prompt batch, then samples."""
-
-    def __init__(self, strategy: ESMoE):
-        super().__init__()
-        self.inner = strategy.model
-        self._strategy = [strategy]          # not a submodule
-
-    @torch.no_grad()
-    def generate(self, input_ids, attention_mask, **kwargs):
-        s = self._strategy[0]
-        x, pooled, _ = s.encode(input_ids, attention_mask)
-        w = s.gate_weights(pooled, train=False) if s.config.samoe else None
-        with s.routing(w):
-            return self.inner.generate(input_ids=input_ids, inputs_embeds=x,
-                                       attention_mask=attention_mask, **kwargs)
 
 
 @dataclass
