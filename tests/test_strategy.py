@@ -47,6 +47,55 @@ def test_discovery_finds_baselines_and_refuses_unknown():
         registry.get_strategy("no_such_method")
 
 
+def test_entry_point_strategy_is_discovered(tmp_path, monkeypatch):
+    """A third-party package's ``l2emg.strategies`` entry point is imported by discover()."""
+    import importlib.metadata
+
+    (tmp_path / "l2emg_ep_fake.py").write_text(
+        "from benchmark.strategy import MotionLMStrategy, register_strategy\n\n\n"
+        "@register_strategy('ep_fake')\n"
+        "class EPFake(MotionLMStrategy):\n"
+        "    \"\"\"Installed through an entry point.\"\"\"\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [importlib.metadata.EntryPoint("fake", "l2emg_ep_fake", registry.ENTRY_POINT_GROUP),
+           importlib.metadata.EntryPoint("broken", "l2emg_no_such_module", registry.ENTRY_POINT_GROUP)]
+    seen = []
+
+    def fake_entry_points(**kw):
+        seen.append(kw.get("group"))
+        return [e for e in eps if e.group == kw.get("group")]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    monkeypatch.setattr(registry, "IMPORT_ERRORS", {})
+    found = registry.discover()
+    assert seen == ["l2emg.strategies"]
+    assert "ep_fake" in found and found["ep_fake"].module == "l2emg_ep_fake" and "seq_lora" in found
+    assert any("broken" in k for k in registry.IMPORT_ERRORS)   # remembered, not fatal
+    registry._REGISTRY.pop("ep_fake")
+
+
+def test_discovery_uses_the_project_folders_not_sys_path(tmp_path, monkeypatch):
+    """Another ``baselines`` package earlier on the path is not imported; one already imported
+    from elsewhere is refused."""
+    import subprocess
+    import sys
+    import types
+
+    fake = tmp_path / "baselines"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('the wrong baselines package')\n")
+    code = ("from benchmark.strategy import registry; r = registry.discover(); "
+            "print(sorted(r)); print(registry.IMPORT_ERRORS)")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert "'seq_lora'" in out and "'sapt'" in out and "wrong" not in out, out
+    monkeypatch.setitem(sys.modules, "baselines", types.ModuleType("baselines"))
+    sys.modules["baselines"].__file__ = str(fake / "__init__.py")
+    with pytest.raises(DataError, match="different 'baselines' package"):
+        registry.discover()
+
+
 def test_config_validation_and_coercion():
     registry.discover()
     cfg = registry.make_config("seq_lora", {"lr": "1e-3", "train_motion_tokens": "false",

@@ -1,10 +1,20 @@
 """Strategy registry: method name -> (class, config dataclass).
 
 ``@register_strategy("seq_lora", config=SeqLoRAConfig)`` on a :class:`MotionLMStrategy`
-subclass registers it.  :func:`discover` imports every module of the packages ``baselines``
-and ``methods`` (``pkgutil``) plus any ``--plugin FILE.py``; ``benchmark`` itself never imports
-a strategy module by name.  A module that fails to import is remembered (shown by
-``l2emg methods`` and in the unknown-method error) instead of hiding the others.
+subclass registers it.  :func:`discover` finds strategies in three places:
+
+* the project's own folders ``baselines/`` and ``methods/``, found **by path** next to the
+  installed ``benchmark`` package (:data:`PROJECT_ROOT`), never by searching ``sys.path`` for a
+  package of that name (another ``baselines`` package earlier on the path cannot be picked; one
+  already imported from elsewhere is an error);
+* third-party packages through the Python entry-point group ``l2emg.strategies`` (in the
+  package's ``pyproject.toml``: ``[project.entry-points."l2emg.strategies"] mine = "my_pkg.method"``;
+  the module is imported, its ``@register_strategy`` classes register);
+* ``--plugin FILE.py``.
+
+``benchmark`` itself never imports a strategy module by name.  A module that fails to import is
+remembered (shown by ``l2emg methods`` and in the unknown-method error) instead of hiding the
+others.
 """
 from __future__ import annotations
 
@@ -22,6 +32,8 @@ from benchmark.io import DataError
 from benchmark.strategy.config import StrategyConfig
 
 STRATEGY_PACKAGES = ("baselines", "methods")
+ENTRY_POINT_GROUP = "l2emg.strategies"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]      # the folder holding benchmark/, baselines/
 
 
 @dataclass(frozen=True)
@@ -90,16 +102,61 @@ def load_plugin(path: str | Path) -> str:
     return module
 
 
+def project_package(name: str, root: Path = PROJECT_ROOT):
+    """The project's own package ``name`` (``root / name``), imported from that folder by path;
+    None when the folder does not exist.  A module of that name already imported from another
+    place is refused (it would shadow the project's strategies)."""
+    folder = (Path(root) / name).resolve()
+    init = folder / "__init__.py"
+    if not init.is_file():
+        return None
+    mod = sys.modules.get(name)
+    if mod is not None:
+        where = Path(getattr(mod, "__file__", None) or "?").resolve().parent
+        if where != folder:
+            raise DataError(where, f"a different {name!r} package is already imported (the "
+                            f"project's is {folder})", f"rename the other package or remove it "
+                            "from sys.path / PYTHONPATH")
+        return mod
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    return mod
+
+
+def _entry_points():
+    from importlib import metadata
+
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
 def discover(plugins: Iterable[str | Path] = (), packages: Iterable[str] = STRATEGY_PACKAGES) -> dict:
-    """Import the strategy packages' modules and the plugin files; returns the registry."""
+    """Import the project's strategy folders (by path), the ``l2emg.strategies`` entry points and
+    the plugin files; returns the registry."""
     for pkg_name in packages:
         try:
-            pkg = importlib.import_module(pkg_name)
-        except ImportError:
+            pkg = project_package(pkg_name)
+        except DataError:
+            raise
+        except Exception:  # noqa: BLE001 - kept + shown, as for a broken module
+            IMPORT_ERRORS[pkg_name] = traceback.format_exc(limit=3).strip().splitlines()[-1]
+            continue
+        if pkg is None:
             continue
         for info in pkgutil.iter_modules(pkg.__path__, prefix=f"{pkg_name}."):
             if not info.name.rsplit(".", 1)[-1].startswith("_"):
                 _import(info.name)
+    for ep in _entry_points():
+        try:
+            ep.load()
+        except Exception:  # noqa: BLE001 - one broken package must not hide the others
+            IMPORT_ERRORS[f"entry point {ep.name} ({ep.value})"] = \
+                traceback.format_exc(limit=3).strip().splitlines()[-1]
     for p in plugins:
         load_plugin(p)
     return dict(_REGISTRY)
