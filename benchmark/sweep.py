@@ -118,7 +118,7 @@ def _is_joint(method: str, plugins=()) -> bool:
     from benchmark.strategy import registry
 
     registry.discover(plugins)
-    return bool(registry.get_strategy(method).cls.joint)
+    return bool(registry.get_strategy(method).cls.capabilities()["order_free"])
 
 
 def plan(cfg: SweepConfig) -> list[RunSpec]:

@@ -96,6 +96,16 @@ def test_discovery_uses_the_project_folders_not_sys_path(tmp_path, monkeypatch):
         registry.discover()
 
 
+def test_capabilities_are_declared_on_the_class():
+    found = registry.discover()
+    caps = {n: e.cls.capabilities() for n, e in found.items()}
+    assert caps["mtl"]["joint"] and caps["mtl"]["order_free"]
+    assert not any(c["order_free"] for n, c in caps.items() if n != "mtl")
+    assert {n for n, c in caps.items() if c["routes_generation"]} == {
+        "sapt", "epi", "prog_prompt", "es_moe", "es_moe_no_cged", "es_moe_no_samoe",
+        "es_moe_no_emo_loss"}
+
+
 def test_config_validation_and_coercion():
     registry.discover()
     cfg = registry.make_config("seq_lora", {"lr": "1e-3", "train_motion_tokens": "false",

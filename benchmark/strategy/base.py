@@ -188,6 +188,16 @@ class MotionLMStrategy(SupervisedTemplate):
     def model(self, value):
         self.motion_lm.model = value
 
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        """What the harness may ask of the class (never its name): ``joint`` (trained once on the
+        union of all experiences), ``order_free`` (the scenario order cannot change its numbers:
+        a sweep runs one order), ``routes_generation`` (overrides :meth:`route` or
+        :meth:`generate`)."""
+        return {"joint": bool(cls.joint), "order_free": bool(cls.joint),
+                "routes_generation": cls.route is not MotionLMStrategy.route
+                or cls.generate is not MotionLMStrategy.generate}
+
     # ------------------------------------------------------------------ hooks for methods
     def adapter_name(self, index: int | None = None) -> str:
         """Name of the adapter of experience ``index`` (default: the current one)."""

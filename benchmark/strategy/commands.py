@@ -14,8 +14,11 @@ def methods(args) -> int:
     width = max([len(n) for n in found] + [4])
     for name in sorted(found):
         entry = found[name]
-        joint = " (joint, non-continual)" if entry.cls.joint else ""
+        caps = entry.cls.capabilities()
+        joint = " (joint, non-continual)" if caps["joint"] else ""
         print(f"{name:<{width}}  {entry.doc}{joint}  [{entry.module}]")
+        if args.verbose:
+            print(f"{'':<{width}}    capabilities: {', '.join(k for k, v in caps.items() if v) or '-'}")
         if args.verbose:
             for field, help_, default in entry.config.help():
                 print(f"{'':<{width}}    {field} = {default!r}  {help_}")
