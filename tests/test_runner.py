@@ -192,3 +192,21 @@ def test_plugins_compose_on_es_moe_and_resume(base_cfg, tmp_path):
     assert (log[["ewc", "distill"]].iloc[-1] > 0).all()
     mc = json.loads((full / "config.json").read_text())["method_config"]
     assert mc["with_plugins"] == ["ewc", "replay", "lwf"] and mc["plugin_options"]["replay"]["mem_size"] == 16
+
+
+def test_second_example_plugin_and_routing_resumes(base_cfg, tmp_path):
+    """examples/routed_method.py (replay plugin + route()): --stop-after 1 + --resume == the
+    uninterrupted run; the checkpoint holds its declared words and the plugin's buffer."""
+    import torch
+
+    example = REPO / "examples" / "routed_method.py"
+    cfg = {**base_cfg, "order": "Daily Life,Sports", "plugins": (str(example),)}
+    full = run(RunConfig(method="word_router", out=str(tmp_path / "full"), **cfg))
+    out = tmp_path / "resumed"
+    run(RunConfig(method="word_router", out=str(out), stop_after=1, **cfg))
+    state = torch.load(out / "checkpoints" / "state.pt", weights_only=False)["strategy"]
+    assert len(state["kept"]["words"]["state"]) == 1
+    assert state["plugins"]["replay"]["buffer"]["n_seen"] > 0
+    run(RunConfig(method="word_router", out=str(out), resume=True, **cfg))
+    for csv in sorted((full / "matrices").glob("*.csv")):
+        assert (out / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
