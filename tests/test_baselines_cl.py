@@ -293,7 +293,7 @@ def test_ewc_strategy_penalises_drift(backbone):
     stream = _scenario(2, 8).train_stream
     s.train(stream[0])
     assert len(s.ewc.terms) == 1
-    assert s.loss_terms(None, None)["ewc"].item() == pytest.approx(0.0, abs=1e-12)
+    assert s.ewc_plugin.loss_terms(s, None, None)["ewc"].item() == pytest.approx(0.0, abs=1e-12)
     s.train(stream[1])
     assert s.history[-1]["extra_loss"] > 0 and len(s.ewc.terms) == 2
     assert len(_assert_restores(s, backbone).ewc.terms) == 2
@@ -316,8 +316,9 @@ def test_ewc_fisher_is_the_per_sample_empirical_fisher(backbone):
     items = _items(0, 4, seed=5)
     exp = type("Exp", (), {"dataset": items})()
     s.before_experience(exp)
-    s.after_experience(exp)
-    named = s._named()
+    s.experience = exp
+    s.ewc_plugin.after_training_exp(s)            # what train() calls after the experience
+    named = s.trainable_named_parameters()
     s.model.eval()
     manual = {n: torch.zeros_like(p) for n, p in named}
     for it in items:                      # mean over samples of the squared per-sample gradient

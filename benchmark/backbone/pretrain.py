@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from benchmark.io import DataError, atomic_dir, atomic_write_json, hash_json
+from benchmark.seed import seeded
 
 RECIPES = ("none", "text", "text+motion")
 GENERIC_CAPTION = "a person moves."
@@ -123,8 +124,7 @@ def pretrain_backbone(folder: str | Path, texts: Sequence[str], cfg: PretrainCon
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     rng = np.random.default_rng([cfg.seed, 11])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    with seeded(cfg.seed):
         losses = _train(model, _text_batches(tokenizer, texts, cfg.batch_size), cfg.text_steps, cfg, rng)
         record["text_loss"] = {"first": float(np.mean(losses[:20])) if losses else None,
                                "last": float(np.mean(losses[-50:])) if losses else None}
