@@ -252,7 +252,9 @@ def _run(cfg: RunConfig) -> Path:
     if cfg.gradient_checkpointing:
         mlm.enable_gradient_checkpointing()
     strategy = entry.cls(motion_lm=mlm, config=method_config, device=cfg.device, seed=cfg.seed,
-                         progress=cfg.progress)
+                         progress=cfg.progress,
+                         label_spaces={"emotions": tuple(stages.corpus.emotions),
+                                       "scenarios": tuple(stages.corpus.scenarios)})
     experiences = _joint(scenario) if entry.cls.joint else list(scenario.train_stream)
     scorer = Scorer(cfg.eval_settings(), stages, scenario, generation)
     keys = _metric_keys()

@@ -471,3 +471,20 @@ def test_l2emg_run_resume_equals_uninterrupted(run_args, tmp_path):
     a, b = (json.loads((p / "result.json").read_text())["final"] for p in (whole, part))
     for key in a:
         assert np.allclose(a[key], b[key], equal_nan=True, atol=1e-6), (key, a[key], b[key])
+
+
+def test_emotion_head_is_sized_from_the_corpus_label_space():
+    from benchmark.strategy import registry
+
+    registry.discover()
+    entry = registry.get_strategy("es_moe")
+    cfg = registry.make_config("es_moe", {"lr": 1e-3})
+    assert cfg.n_emotions == 0                                  # default: from the corpus
+    emotions = tuple(f"style{k}" for k in range(18))            # e.g. Bandai-Namco's 18 styles
+    s = entry.cls(motion_lm=tiny_lm(), config=cfg, label_spaces={"emotions": emotions})
+    assert s.method_modules["cged"].emotion_head[-1].out_features == 18
+    s7 = entry.cls(motion_lm=tiny_lm(), config=cfg)             # built by hand: the paper's 7
+    assert s7.method_modules["cged"].emotion_head[-1].out_features == 7
+    fixed = entry.cls(motion_lm=tiny_lm(), config=registry.make_config("es_moe", {"n_emotions": 5}),
+                      label_spaces={"emotions": emotions})
+    assert fixed.method_modules["cged"].emotion_head[-1].out_features == 5

@@ -157,8 +157,11 @@ class MotionLMStrategy(SupervisedTemplate):
 
     def __init__(self, *, motion_lm, config: StrategyConfig | None = None,
                  device: str | torch.device = "cpu", plugins: Sequence | None = None,
-                 seed: int = 0, progress: bool = False):
+                 seed: int = 0, progress: bool = False, label_spaces: dict | None = None):
         self._kept: dict[str, bool] = {}              # declared state: name -> on the device
+        # the corpus's label spaces ({"emotions": (...), "scenarios": (...)}), passed by the
+        # runner so a method can size its heads from the data (empty when built by hand)
+        self.label_spaces: dict = dict(label_spaces or {})
         self.motion_lm = motion_lm
         self.config = config if config is not None else self.config_class()
         self.seed = int(seed)

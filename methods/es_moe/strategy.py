@@ -35,7 +35,8 @@ class ESMoEConfig(StrategyConfig):
     lambda_emo: float = field(default=0.1, metadata={"help": "weight of L_emo (0 = off)"})
     inject_h: bool = field(default=True, metadata={"help": "add tanh(a) * h to the prompt "
                                                            "embeddings (a starts at 0)"})
-    n_emotions: int = field(default=7, metadata={"help": "emotion classes of L_emo"})
+    n_emotions: int = field(default=0, metadata={"help": "emotion classes of L_emo (0 = the "
+                                                          "corpus's emotion count; 7 if unknown)"})
     n_dict: int = field(default=16, metadata={"help": "K-means dictionary entries K"})
     d_attn: int = field(default=32, metadata={"help": "CGED query/key/value size"})
     d_ffn: int = field(default=64, metadata={"help": "hidden size of FFN1/FFN2"})
@@ -72,7 +73,8 @@ class ESMoEConfig(StrategyConfig):
                   (self.top_k >= 0, "top_k must be >= 0"),
                   (self.diag_prompts >= 0, "diag_prompts must be >= 0"),
                   (self.d_key >= self.max_experts, "d_key must be >= max_experts"),
-                  (min(self.n_emotions, self.n_dict, self.d_attn, self.d_ffn, self.emo_hidden,
+                  (self.n_emotions >= 0, "n_emotions must be >= 0 (0 = from the corpus)"),
+                  (min(self.n_dict, self.d_attn, self.d_ffn, self.emo_hidden,
                        self.max_experts, self.d_down) >= 1, "sizes must be >= 1")]
         for ok, msg in checks:
             if not ok:
@@ -89,7 +91,8 @@ class ESMoE(MotionLMStrategy):
         d = self.motion_lm.model.get_input_embeddings().weight.shape[1]
         with self.seeded():
             if c.cged:
-                self.method_modules["cged"] = CGED(d, c.d_attn, c.n_dict, c.d_ffn, c.n_emotions,
+                n_emo = c.n_emotions or len(self.label_spaces.get("emotions", ())) or 7
+                self.method_modules["cged"] = CGED(d, c.d_attn, c.n_dict, c.d_ffn, n_emo,
                                                    c.emo_hidden, seed=self.seed)
             if c.samoe:
                 self.method_modules["gate"] = ExpertGate(d, c.d_key, c.d_down, c.max_experts,
