@@ -210,3 +210,29 @@ def test_second_example_plugin_and_routing_resumes(base_cfg, tmp_path):
     run(RunConfig(method="word_router", out=str(out), resume=True, **cfg))
     for csv in sorted((full / "matrices").glob("*.csv")):
         assert (out / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
+
+
+@pytest.mark.slow
+def test_untrained_row_sits_at_chance_and_training_beats_it(base_cfg, tmp_path):
+    """The instrument end to end: the untrained model's R@1 is chance (its generations do not
+    depend on the caption in a way the evaluator can read), and a model trained on a scenario is
+    better than it there (FID towards the real motions, the measure a short budget moves)."""
+    from scipy import stats
+
+    cfg = {**base_cfg, "order": "Daily Life", "max_test": 16, "eval_repeats": 5,
+           "method_overrides": {"max_steps": 60, "epochs": 20}}
+    out = run(RunConfig(method="seq_lora", out=str(tmp_path / "run"), **cfg))
+    res = json.loads((out / "result.json").read_text())
+    base = pd.read_csv(out / "matrices" / "baseline.csv", index_col=0)["Daily Life"]
+    chance = pd.read_csv(out / "matrices" / "chance.csv", index_col=0)["Daily Life"]
+    batch = int(chance["r_precision_batch"])
+    assert batch == PRESETS["test"]["r_precision_batch"] == res["eval"]["batch"]
+    assert chance["r_precision_top1"] == pytest.approx(1 / batch) == res["chance"]["r_precision_top1"]
+    ranked = (int(chance["n_test"]) // batch) * batch
+    hits = round(base["r_precision_top1"] * ranked)
+    ci = stats.binomtest(int(hits), ranked, p=1 / batch).proportion_ci(0.99)
+    assert ci.low <= 1 / batch <= ci.high                       # untrained: chance
+    trained = pd.read_csv(out / "matrices" / "fid.csv", index_col=0)["Daily Life"].iloc[-1]
+    assert trained < 0.7 * base["fid"]                          # trained on it: clearly better
+    # the ground-truth row is scored on the same subset and batch
+    assert res["n_test"] == [int(chance["n_test"])]
