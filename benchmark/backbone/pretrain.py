@@ -172,7 +172,8 @@ def generic_motion_pool(cache: Path, cfg: PretrainConfig, emotions: Sequence[str
 def pretrain_command_args(parser) -> None:
     a = parser.add_argument
     a("--cache", default="runs/cache", help="stage cache folder")
-    a("--preset", default="tiny", help="run preset whose backbone to pretrain")
+    a("--preset", default="long", help="run preset whose backbone to pretrain (default: the "
+      "embedded default, long)")
     a("--data", help="corpus folder (default: the preset's synthetic corpus)")
     a("--recipe", choices=RECIPES, help="override the preset's pretraining recipe")
     a("--setting", default="unseen", choices=("unseen", "mixed"))
