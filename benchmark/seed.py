@@ -41,6 +41,34 @@ def seeded(seed: int):
     return _ctx()
 
 
+def isolated():
+    """Context manager: the process-wide state a build step may change is restored after it
+    (python / numpy / torch RNG states, torch intra-op threads, grad mode, default dtype), so
+    what runs after does not depend on whether the step ran in this process.  Stage builders run
+    inside it (``benchmark.stages``): a run that builds its stages gives the numbers of a run that
+    finds them built."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def _ctx():
+        py, npy = random.getstate(), np.random.get_state()
+        threads, grad, dtype = torch.get_num_threads(), torch.is_grad_enabled(), torch.get_default_dtype()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            torch.set_grad_enabled(grad)
+            torch.set_default_dtype(dtype)
+
+    return _ctx()
+
+
 def eval_mode(*modules):
     """Context manager: ``modules`` in eval mode inside, each back to its own mode after."""
     import contextlib

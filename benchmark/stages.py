@@ -40,10 +40,13 @@ class Stages:
 
 def _build_once(path: Path, build: Callable[[Path], object]) -> Path:
     """Build ``path`` unless it exists; a concurrent builder that wins the race is reused."""
+    from benchmark.seed import isolated
+
     if path.exists():
         return path
     try:
-        build(path)
+        with isolated():       # nothing the build changes in this process outlives it
+            build(path)
     except (DataError, OSError):
         if path.exists():        # another process finished first
             return path
@@ -67,7 +70,10 @@ def split_stage(cache: Path, corpus, setting: str, seed: int):
                      "seed": seed})
     path = cache / "splits" / f"{setting}-{key}.csv"
     if not path.exists():
-        save_manifest(make_splits(corpus, setting, seed), path)
+        from benchmark.seed import isolated
+
+        with isolated():
+            save_manifest(make_splits(corpus, setting, seed), path)
     return load_manifest(path, corpus), hash_files([path])
 
 
@@ -159,7 +165,10 @@ def codes_stage(cache: Path, corpus, tokenizer, ids: list[str]) -> dict[str, np.
             codes = {k: z[k] for k in z.files}
     missing = [i for i in ids if i not in codes]
     if missing:
-        encoded = tokenizer.encode_batch([corpus.features(i) for i in missing])
+        from benchmark.seed import isolated
+
+        with isolated():
+            encoded = tokenizer.encode_batch([corpus.features(i) for i in missing])
         codes.update({i: np.asarray(c, dtype=np.int64) for i, c in zip(missing, encoded)})
         atomic_save_npz(path, **codes)
     return {i: codes[i] for i in ids}

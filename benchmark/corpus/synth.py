@@ -93,8 +93,15 @@ def _work(chunk: list[dict], cfg: SynthConfig, root: str) -> list:
     from benchmark.corpus.generator import generate_chunk
     from benchmark.corpus.humanml3d import write_motion_files
 
+    # one thread per worker; with n_jobs=1 joblib runs this in the caller's process, whose
+    # setting must survive it (a corpus built in a run's process used to leave the run on one
+    # thread, so its numbers differed from a run that found the corpus built)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return [write_motion_files(root, m) for m in generate_chunk(chunk, cfg)]
+    try:
+        return [write_motion_files(root, m) for m in generate_chunk(chunk, cfg)]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def build_corpus(out: str | os.PathLike, scale: float = 0.1, seed: int = 0,

@@ -1,0 +1,70 @@
+"""Numbers do not depend on which process built a stage: a run that builds its stages (cold
+cache) writes the same files as the same run on the warm cache; a stage build leaves the
+process as it found it (torch threads, RNG states, grad mode, default dtype)."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_isolated_restores_process_state():
+    from benchmark.seed import isolated
+
+    threads = torch.get_num_threads()
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    expect = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    with isolated():
+        torch.set_num_threads(1 if threads != 1 else 2)
+        torch.set_grad_enabled(False)
+        torch.set_default_dtype(torch.float64)
+        random.random(), np.random.rand(10), torch.rand(10)
+    assert torch.get_num_threads() == threads and torch.is_grad_enabled()
+    assert torch.get_default_dtype() == torch.float32
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expect
+
+
+def test_corpus_build_in_this_process_keeps_torch_threads(tmp_path):
+    """joblib runs a small corpus build in the caller's process; its one-thread-per-worker
+    setting used to stay behind (the cause of cold- vs warm-cache differences)."""
+    from benchmark.corpus import build_corpus
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        build_corpus(tmp_path / "c", scale=0.005, seed=0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_cli(cache: Path, out: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--method", "seq_lora", "--preset", "test",
+           "--order", "Daily Life,Sports", "--max-test", "6", "--cache", str(cache), "--out", str(out),
+           "--no-progress"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_cold_and_warm_cache_give_identical_files(tmp_path):
+    """Two processes, one cache: the first builds every stage (corpus, split, tokenizer,
+    evaluator, pretrained backbone, codes), the second finds them built.  Every matrix (with
+    the baseline row, CIs and chance levels) and train_log.csv are byte-identical."""
+    cache = tmp_path / "cache"
+    _run_cli(cache, tmp_path / "cold")
+    _run_cli(cache, tmp_path / "warm")
+    files = sorted(p.relative_to(tmp_path / "cold") for p in (tmp_path / "cold" / "matrices").glob("*.csv"))
+    assert Path("matrices/baseline.csv") in files and Path("matrices/fid.csv") in files
+    for rel in files + [Path("train_log.csv")]:
+        assert (tmp_path / "warm" / rel).read_bytes() == (tmp_path / "cold" / rel).read_bytes(), rel
