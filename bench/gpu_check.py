@@ -122,7 +122,8 @@ def full_run(args) -> bool:
     import numpy as np
     import pandas as pd
 
-    from benchmark.runner import RunConfig, run
+    from benchmark.run_config import RunConfig
+    from benchmark.runner import run
 
     root = Path(args.work or tempfile.mkdtemp(prefix="gpu_check_"))
     common = dict(method="seq_lora", preset="test", order="Daily Life,Sports", seed=0,
@@ -132,8 +133,8 @@ def full_run(args) -> bool:
     for dev in dict.fromkeys(["cpu", args.device]):             # CPU first: it builds the stages
         out = root / f"run_{dev.replace(':', '_')}"
         t0 = time.time()
-        run(RunConfig(out=str(out), device=dev, stop_after=1, **common))
-        run(RunConfig(out=str(out), device=dev, resume=True, **common))
+        run(RunConfig.from_options(out=str(out), device=dev, stop_after=1, **common))
+        run(RunConfig.from_options(out=str(out), device=dev, resume=True, **common))
         outs[dev] = out
         print(f"full test-preset run on {dev}: stop after 1 experience + resume, "
               f"{time.time() - t0:.0f} s -> {out}", flush=True)

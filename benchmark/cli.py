@@ -27,7 +27,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("tokenizer", "train"): ("benchmark.tokenizer.commands:train", "train the VQ-VAE motion tokenizer"),
     ("evaluator", "train"): ("evaluators.commands:train", "train the T2M evaluator and emotion classifier"),
     ("evaluator", "score"): ("evaluators.commands:score", "score ground truth against itself (the ceiling)"),
-    ("backbone", "pretrain"): ("benchmark.backbone.pretrain:pretrain_command",
+    ("backbone", "pretrain"): ("benchmark.backbone.commands:pretrain_command",
                                "build (or reuse) a preset's pretrained tiny backbone stage"),
     ("methods",): ("benchmark.strategy.commands:methods", "list the registered strategies"),
     ("run",): ("benchmark.runner:run_command", "train one strategy through all experiences and evaluate"),

@@ -19,119 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
-                          hash_json, peak_rss_mb, provenance)
-from benchmark.run_eval import EvalSettings, Scorer
+                          peak_rss_mb, provenance)
+from benchmark.run_config import DEFAULT_PRESET, PRESETS, RunConfig, config_record
 from benchmark.seed import hash_seed
+from evaluators.protocol import Scorer
 
-@dataclass
-class RunConfig:
-    """Everything that decides a run's numbers (+ where to put them)."""
-
-    method: str
-    out: str
-    setting: str = "unseen"
-    order: str = "1"
-    seed: int = 0
-    preset: str = "tiny"
-    data: str | None = None
-    tokenizer: str | None = None
-    evaluator: str | None = None
-    backbone: str = "tiny"
-    plugins: tuple[str, ...] = ()
-    cache: str = "runs/cache"
-    device: str = "cpu"
-    resume: bool = False
-    progress: bool = True
-    method_overrides: dict = field(default_factory=dict)
-    # preset-controlled (see PRESETS); None = the preset's value
-    max_test: int | None = None
-    corpus_scale: float | None = None
-    tokenizer_preset: str | None = None
-    evaluator_preset: str | None = None
-    tiny_backbone: dict | None = None
-    pretrain: dict | None = None         # PretrainConfig fields of the tiny backbone stage
-    generation: dict | None = None
-    eval_repeats: int | None = None
-    r_precision_batch: int | None = None
-    full_matrix: bool = False            # evaluate every cell, not only j <= i + 1
-    mm_texts: int | None = None
-    mm_gens: int | None = None
-    n_samples: int | None = None
-    dtype: str | None = None
-    threads: int = 0                     # torch threads (0 = torch's default)
-    stop_after: int = 0                  # test hook: stop after this many experiences (0 = all)
-    gradient_checkpointing: bool = False # recompute activations in backward (same numbers, less memory)
-
-    def eval_settings(self) -> EvalSettings:
-        """The evaluation protocol of this (resolved) config."""
-        return EvalSettings(seed=self.seed, max_test=self.max_test, batch=self.r_precision_batch,
-                            repeats=self.eval_repeats, mm_texts=self.mm_texts,
-                            mm_gens=self.mm_gens, full_matrix=self.full_matrix)
-
-    def resolved(self) -> "RunConfig":
-        """A copy with every None filled from the preset (unknown preset -> DataError)."""
-        if self.preset not in PRESETS:
-            raise DataError(None, f"unknown preset {self.preset!r}",
-                            f"choose one of: {', '.join(PRESETS)}")
-        fill = {k: v for k, v in PRESETS[self.preset].items()
-                if k != "train" and getattr(self, k) is None}
-        return dataclasses.replace(self, **fill)
-
-
-# Training overrides ("train") go under the method config; --set wins over them.
-# The one place presets live.  Every preset but ``test`` evaluates >= 64 test motions per subset
-# in full R-precision batches of 32 (chance R@1 = 1/32 everywhere): ``tiny``'s corpus scale is
-# the smallest at which the smallest subset (Shows, 1,101 motions in Table 1, 15 % test part)
-# has >= 64 test motions, and ``max_test`` caps every subset at the same 64.
-_TINY: dict = dict(
-    max_test=64, r_precision_batch=32, corpus_scale=0.45, tokenizer_preset="tiny",
-    evaluator_preset="tiny", tiny_backbone=dict(hidden_size=96, intermediate_size=256),
-    pretrain=dict(recipe="text"),
-    generation=dict(max_new_tokens=50, top_k=50, batch_size=128), eval_repeats=5,
-    mm_texts=4, mm_gens=5, n_samples=8, dtype="float32",
-    train=dict(lr=2e-3, epochs=100, batch_size=16, max_steps=200))
-PRESETS: dict[str, dict] = {
-    # smoke tests only: <= 8 test motions and an explicit R-precision batch of 3 (chance 1/3;
-    # the smallest test subset of its 0.02-scale corpus, Shows, has 3 test motions)
-    "test": dict(max_test=8, r_precision_batch=3, corpus_scale=0.02, tokenizer_preset="test",
-                 evaluator_preset="test", tiny_backbone=dict(hidden_size=64, intermediate_size=128),
-                 pretrain=dict(recipe="text", text_steps=30, motion_steps=10),
-                 generation=dict(max_new_tokens=12, top_k=20), eval_repeats=2, mm_texts=2,
-                 mm_gens=2, n_samples=2, dtype="float32",
-                 train=dict(lr=3e-3, epochs=1, batch_size=16, max_steps=4, lora_dropout=0.0)),
-    "tiny": _TINY,
-    # the tiny stages (shared cache) with a short training budget: smoke-run a new method
-    "quick": {**_TINY, "eval_repeats": 2, "train": dict(lr=2e-3, epochs=100, batch_size=16,
-                                                        max_steps=40)},
-    # the tiny stages with the budget at which SeqLoRA learns text conditioning (measured in
-    # docs/backbone.md: 2,000 steps per scenario, LoRA r 16 on all seven linear maps, lr 3e-3
-    # -> R@1 0.29 on Daily Life against a 0.67 ceiling; 200 steps give 0.04-0.09): about 10x
-    # the training time of `tiny` per run
-    "long": {**_TINY, "train": dict(lr=3e-3, epochs=1000, batch_size=16, max_steps=2000, lora_r=16,
-                                    target_modules=("q_proj", "k_proj", "v_proj", "o_proj",
-                                                    "gate_proj", "up_proj", "down_proj"))},
-    # real motion capture by --data (the Bandai-Namco corpus of `l2emg data bandai`): the tiny
-    # stages, budget and protocol (batch 32, 64 test motions per subset).  The full dataset's
-    # smallest test subset has 78 motions; the shared 308-motion copy (6-15) is refused with the
-    # Scorer's error: use `--preset test` there (docs/results-real/README.md)
-    "real": {**_TINY},
-    # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
-    "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, tokenizer_preset="paper",
-                  evaluator_preset="paper", tiny_backbone=dict(), pretrain=None,
-                  generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
-                  eval_repeats=20, mm_texts=32, mm_gens=30, n_samples=16, dtype="bfloat16",
-                  train=dict(lr=2e-4, epochs=3, batch_size=8, max_steps=0)),
-}
-
-# The embedded default: the preset a command uses without --preset (and the README's main
-# command).  `long` is the budget that meets most of the validity criteria (docs/results-long);
-# `tiny` is the same stages with a tenth of the steps, which does not learn text conditioning.
-DEFAULT_PRESET = "long"
-
-# fields that do not change the numbers (excluded from the config hash)
-EXECUTION_FIELDS = ("out", "cache", "device", "resume", "progress", "plugins", "threads",
-                    "stop_after", "data", "tokenizer", "evaluator", "backbone",
-                    "gradient_checkpointing")
+__all__ = ["run", "prepare", "start_or_resume", "train_experience", "finish", "RunState",
+           "Progress", "build_run_stages", "method_config_for"]
 
 
 # ----------------------------------------------------------------------------- run
@@ -167,16 +61,6 @@ def _save_chance(out: Path, gt: list[dict], names: list[str]) -> None:
     atomic_write_text(out / "matrices" / "chance.csv", df.to_csv())
 
 
-def _config_record(cfg: RunConfig, method_config, stages, scenario_names) -> dict:
-    from benchmark.splits import order_name
-
-    record = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in EXECUTION_FIELDS}
-    record.update(method_config=method_config.to_dict(), stage_hashes=stages.hashes,
-                  order={"name": order_name(cfg.order), "scenarios": scenario_names})
-    record["config_hash"] = hash_json(record)
-    return record
-
-
 def _check_resume(out: Path, record: dict) -> dict:
     old = json.loads((out / "config.json").read_text())
     for key in sorted(set(old) | set(record)):
@@ -207,131 +91,222 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@dataclass
+class Progress:
+    """What a run has measured so far; checkpointed after every experience (``"run"`` in
+    ``checkpoints/state.pt``, a plain dict with these keys, as the runner has always written
+    it: checkpoints of earlier versions resume)."""
+
+    baseline: list[dict]                 # metric dict per subset, untrained model
+    ground_truth: list[dict]             # real-vs-real metric dict per subset
+    baseline_failed: int = 0             # failed generations of the baseline row / outputs
+    baseline_total: int = 0
+    rows: list[list[dict]] = field(default_factory=list)   # row i = after experience i + 1
+    failed: int = 0                      # failed generations after training / outputs
+    total: int = 0
+    elapsed: float = 0.0                 # seconds spent in finished experiences (all sessions)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "Progress":
+        return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass
+class RunState:
+    """One run in progress: what :func:`prepare` builds and the other steps share."""
+
+    cfg: RunConfig
+    record: dict                         # config.json (with config_hash)
+    names: list[str]                     # subset names in training order
+    keys: list[str]                      # metric keys of the matrices
+    experiences: list                    # training experiences (one for a joint method)
+    strategy: object
+    scorer: Scorer
+    progress: Progress | None = None     # set by start_or_resume
+    generated: list | None = None        # features generated by the last scored row
+    clock: float = field(default_factory=time.time)   # start of the current timing interval
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.execution.out)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoints" / "state.pt"
+
+    def lap(self) -> float:
+        """Seconds since the last lap (or the start)."""
+        now = time.time()
+        dt, self.clock = now - self.clock, now
+        return dt
+
+
 def run(cfg: RunConfig) -> Path:
     """Train + evaluate one (method, setting, order, seed); returns the run folder."""
     import scipy.linalg  # noqa: F401 - load scipy's own OpenBLAS now, so the limit below reaches it
     import torch
     from threadpoolctl import threadpool_limits
 
-    cfg = cfg.resolved()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    threads = cfg.execution.threads
+    if threads:
+        torch.set_num_threads(threads)
     # numpy/scipy BLAS (FID's sqrtm...) on small matrices: threads only add contention with torch
-    with threadpool_limits(limits=max(1, cfg.threads), user_api="blas"):
+    with threadpool_limits(limits=max(1, threads), user_api="blas"):
         return _run(cfg)
 
 
 def _run(cfg: RunConfig) -> Path:
-    import torch
     from tqdm.auto import tqdm
 
+    st = prepare(cfg)
+    start_or_resume(st)
+    ex = cfg.execution
+    n = len(st.experiences)
+    start = len(st.progress.rows)
+    bar = tqdm(total=n, initial=start, disable=not ex.progress, desc=cfg.key.method, unit="exp")
+    for i in range(start, n):
+        if ex.stop_after and i >= ex.stop_after:
+            bar.close()
+            return st.out
+        train_experience(st, i)
+        bar.update(1)
+    bar.close()
+    finish(st)
+    return st.out
+
+
+def method_config_for(cfg: RunConfig, n_experiences: int | None = None):
+    """The typed method config of a run: the preset's training overrides, then ``--set``; with
+    ``n_experiences``, a joint method's step budget is scaled to the stream (:func:`_joint_budget`)."""
+    from benchmark.strategy import registry
+
+    method_config = registry.make_config(
+        cfg.key.method, {**PRESETS[cfg.key.preset]["train"], **cfg.train.overrides})
+    return method_config if n_experiences is None else _joint_budget(cfg, method_config, n_experiences)
+
+
+def _joint_budget(cfg: RunConfig, method_config, n_experiences: int):
+    """A joint method sees all experiences at once: it gets the optimiser-step budget a
+    sequential method spends over the whole stream, or the "upper bound" is undertrained."""
+    from benchmark.strategy import registry
+
+    if registry.get_strategy(cfg.key.method).cls.joint and method_config.max_steps:
+        method_config = dataclasses.replace(method_config,
+                                            max_steps=method_config.max_steps * n_experiences)
+    return method_config
+
+
+def prepare(cfg: RunConfig) -> RunState:
+    """Check the folder, build the stages, the stream, the model, the strategy and the scorer."""
     from benchmark.backbone import GenerationSettings, MotionLM, MotionLMConfig
     from benchmark.seed import seed_everything
     from benchmark.strategy import registry
     from benchmark.streams import make_scenario
 
-    t0 = time.time()
-    out = Path(cfg.out)
-    if not cfg.progress:
+    clock = time.time()
+    ex, key = cfg.execution, cfg.key
+    out = Path(ex.out)
+    if not ex.progress:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
     if (out / "result.json").exists():
         raise DataError(out, "the run is already finished", "choose another --out")
-    if (out / "progress.json").exists() and not cfg.resume:
+    if (out / "progress.json").exists() and not ex.resume:
         raise DataError(out, "an unfinished run is in this folder", "pass --resume or another --out")
-    registry.discover(cfg.plugins)
-    entry = registry.get_strategy(cfg.method)
-    method_config = registry.make_config(
-        cfg.method, {**PRESETS[cfg.preset]["train"], **cfg.method_overrides})
-    generation = GenerationSettings(**cfg.generation)
+    registry.discover(ex.plugins)
+    entry = registry.get_strategy(key.method)
+    method_config = method_config_for(cfg)      # a bad --set fails before any stage is built
     stages, codes = build_run_stages(cfg)
-    scenario = make_scenario(stages.corpus, stages.manifest, _order_arg(cfg.order),
-                             payload=codes.__getitem__, seed=cfg.seed)
+    scenario = make_scenario(stages.corpus, stages.manifest, _order_arg(key.order),
+                             payload=codes.__getitem__, seed=key.seed)
     names = list(scenario.subset_names)
-    if entry.cls.joint and method_config.max_steps:
-        # a joint method sees all experiences at once: give it the optimiser-step budget a
-        # sequential method spends over the whole stream, or the "upper bound" is undertrained
-        method_config = dataclasses.replace(method_config,
-                                            max_steps=method_config.max_steps * len(names))
-    record = _config_record(cfg, method_config, stages, names)
+    method_config = _joint_budget(cfg, method_config, len(names))
+    record = config_record(cfg, method_config.to_dict(), stages.hashes, names)
 
-    seed_everything(cfg.seed)
+    seed_everything(key.seed)
     max_motion = max(1, 196 // stages.tokenizer.downsample)
     mlm = MotionLM.from_pretrained(stages.backbone, stages.tokenizer.codebook_size,
-                                   MotionLMConfig(max_motion_tokens=max_motion, dtype=cfg.dtype),
-                                   device=cfg.device)
-    if cfg.gradient_checkpointing:
+                                   MotionLMConfig(max_motion_tokens=max_motion, dtype=cfg.train.dtype),
+                                   device=ex.device)
+    if ex.gradient_checkpointing:
         mlm.enable_gradient_checkpointing()
-    strategy = entry.cls(motion_lm=mlm, config=method_config, device=cfg.device, seed=cfg.seed,
-                         progress=cfg.progress,
+    strategy = entry.cls(motion_lm=mlm, config=method_config, device=ex.device, seed=key.seed,
+                         progress=ex.progress,
                          label_spaces={"emotions": tuple(stages.corpus.emotions),
                                        "scenarios": tuple(stages.corpus.scenarios)})
     experiences = _joint(scenario) if entry.cls.joint else list(scenario.train_stream)
-    scorer = Scorer(cfg.eval_settings(), stages, scenario, generation)
-    keys = _metric_keys()
+    scorer = Scorer(cfg.eval, stages, scenario, GenerationSettings(**cfg.train.generation))
+    return RunState(cfg=cfg, record=record, names=names, keys=_metric_keys(),
+                    experiences=experiences, strategy=strategy, scorer=scorer, clock=clock)
 
-    ckpt_path = out / "checkpoints" / "state.pt"
-    if cfg.resume and (out / "progress.json").exists():
-        _check_resume(out, record)
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        strategy.restore(ckpt["strategy"])
+
+def start_or_resume(st: RunState) -> None:
+    """A new run: write ``config.json``, score the ground truth and the untrained model.  A
+    resumed one (``--resume`` and ``progress.json``): check the config, restore the strategy,
+    the random state and the progress from the last checkpoint."""
+    import torch
+
+    out = st.out
+    if st.cfg.execution.resume and (out / "progress.json").exists():
+        _check_resume(out, st.record)
+        ckpt = torch.load(st.checkpoint, map_location="cpu", weights_only=False)
+        st.strategy.restore(ckpt["strategy"])
         _set_rng_state(ckpt["rng"])
-        state = ckpt["run"]
-    else:
-        atomic_write_json(out / "config.json", record)
-        gt = scorer.ground_truth()
-        base, _, bfail, btotal = scorer.score(strategy, 0, len(experiences))
-        state = {"rows": [], "baseline": base, "ground_truth": gt, "failed": 0, "total": 0,
-                 "baseline_failed": bfail, "baseline_total": btotal, "elapsed": 0.0}
-        _save_baseline(out, base, names, keys)
-        _save_chance(out, gt, names)
+        st.progress = Progress.from_dict(ckpt["run"])
+        return
+    atomic_write_json(out / "config.json", st.record)
+    gt = st.scorer.ground_truth()
+    base, _, bfail, btotal = st.scorer.score(st.strategy, 0, len(st.experiences))
+    st.progress = Progress(baseline=base, ground_truth=gt, baseline_failed=bfail,
+                           baseline_total=btotal)
+    _save_baseline(out, base, st.names, st.keys)
+    _save_chance(out, gt, st.names)
 
-    start = len(state["rows"])
-    bar = tqdm(total=len(experiences), initial=start, disable=not cfg.progress, desc=cfg.method,
-               unit="exp")
-    generated = None
-    for i in range(start, len(experiences)):
-        if cfg.stop_after and i >= cfg.stop_after:
-            bar.close()
-            return out
-        seed_everything(hash_seed(cfg.seed, "train", i))
-        strategy.train(experiences[i], eval_streams=[])
-        metrics, generated, failed, total = scorer.score(strategy, i + 1, len(experiences))
-        state["rows"].append(metrics)
-        state["failed"] += failed
-        state["total"] += total
-        state["elapsed"] += time.time() - t0
-        t0 = time.time()
-        _save_matrices(out, state["rows"], names, keys)
-        atomic_torch_save(ckpt_path, {"strategy": strategy.checkpoint_state(), "rng": _rng_state(),
-                                      "run": state, "config_hash": record["config_hash"]})
-        atomic_write_json(out / "progress.json", {"finished": i + 1, "n_experiences": len(experiences),
-                                                  "config_hash": record["config_hash"]})
-        bar.update(1)
-    bar.close()
-    if generated is None:      # resumed after the last experience: regenerate the samples
-        _, generated, _, _ = scorer.score(strategy, len(experiences), len(experiences))
-    _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, time.time() - t0)
-    return out
+
+def train_experience(st: RunState, i: int) -> None:
+    """Train on experience ``i`` (0-based), score row ``after_{i+1}``, save the matrices and
+    checkpoint (strategy, random state, progress)."""
+    from benchmark.seed import seed_everything
+
+    seed = st.cfg.key.seed
+    n = len(st.experiences)
+    p = st.progress
+    seed_everything(hash_seed(seed, "train", i))
+    st.strategy.train(st.experiences[i], eval_streams=[])
+    metrics, st.generated, failed, total = st.scorer.score(st.strategy, i + 1, n)
+    p.rows.append(metrics)
+    p.failed += failed
+    p.total += total
+    p.elapsed += st.lap()
+    _save_matrices(st.out, p.rows, st.names, st.keys)
+    config_hash = st.record["config_hash"]
+    atomic_torch_save(st.checkpoint, {"strategy": st.strategy.checkpoint_state(), "rng": _rng_state(),
+                                      "run": p.to_dict(), "config_hash": config_hash})
+    atomic_write_json(st.out / "progress.json", {"finished": i + 1, "n_experiences": n,
+                                                 "config_hash": config_hash})
 
 
 def build_run_stages(cfg: RunConfig):
-    """Stages (built or reused in ``cfg.cache``) of a resolved config and the motion-token
+    """Stages (built or reused in ``cfg.execution.cache``) of a config and the motion-token
     codes of its manifest's motions: ``(Stages, {id: codes})``."""
     from benchmark.backbone import TinyBackboneConfig
     from benchmark.backbone.pretrain import PretrainConfig
     from benchmark.stages import build_stages, codes_stage
 
-    stages = build_stages(cfg.cache, data=cfg.data, tokenizer=cfg.tokenizer, evaluator=cfg.evaluator,
-                          backbone=cfg.backbone, setting=cfg.setting, seed=cfg.seed,
-                          corpus_scale=cfg.corpus_scale, tokenizer_preset=cfg.tokenizer_preset,
-                          evaluator_preset=cfg.evaluator_preset,
-                          tiny_config=TinyBackboneConfig(**cfg.tiny_backbone),
-                          pretrain=PretrainConfig(**(cfg.pretrain or {"recipe": "none"})),
-                          device=cfg.device)
+    ex, st = cfg.execution, cfg.stages
+    stages = build_stages(ex.cache, data=ex.data, tokenizer=ex.tokenizer, evaluator=ex.evaluator,
+                          backbone=ex.backbone, setting=cfg.key.setting, seed=cfg.key.seed,
+                          corpus_scale=st.corpus_scale, tokenizer_preset=st.tokenizer_preset,
+                          evaluator_preset=st.evaluator_preset,
+                          tiny_config=TinyBackboneConfig(**st.tiny_backbone),
+                          pretrain=PretrainConfig(**(st.pretrain or {"recipe": "none"})),
+                          device=ex.device)
     ids = list(stages.manifest["id"].astype(str))
-    return stages, codes_stage(Path(cfg.cache), stages.corpus, stages.tokenizer, ids)
+    return stages, codes_stage(Path(ex.cache), stages.corpus, stages.tokenizer, ids)
 
 
 def _order_arg(order: str):
@@ -374,50 +349,56 @@ def _save_samples(out: Path, scorer: Scorer, generated, corpus, n: int) -> None:
     atomic_write_json(out / "samples" / "index.json", index)
 
 
-def _finish(out, cfg, record, state, names, keys, scorer, generated, strategy, extra_s) -> None:
+def finish(st: RunState) -> None:
+    """Samples, ``train_log.csv`` and ``result.json`` (written last)."""
     import pandas as pd
     import torch
 
-    from evaluators.continual import run_aggregates
+    from evaluators.continual import FINAL_AVERAGES, TRANSFER_KEY, forgetting_floor, run_aggregates
 
-    _save_samples(out, scorer, generated, scorer.stages.corpus, cfg.n_samples)
-    atomic_write_text(out / "train_log.csv", pd.DataFrame(strategy.history).to_csv(index=False))
-    from evaluators.continual import FINAL_AVERAGES, TRANSFER_KEY, forgetting_floor
+    cfg, p, scorer, keys, record = st.cfg, st.progress, st.scorer, st.keys, st.record
+    n = len(st.experiences)
+    if st.generated is None:      # resumed after the last experience: regenerate the samples
+        _, st.generated, _, _ = scorer.score(st.strategy, n, n)
+    extra_s = st.lap()
+    _save_samples(st.out, scorer, st.generated, scorer.stages.corpus, cfg.train.n_samples)
+    atomic_write_text(st.out / "train_log.csv", pd.DataFrame(st.strategy.history).to_csv(index=False))
 
-    matrices = {k: np.array([[m[k] for m in row] for row in state["rows"]], dtype=float) for k in keys}
-    cis = {k: np.array([[m.get(f"{k}_ci95", np.nan) for m in row] for row in state["rows"]],
+    matrices = {k: np.array([[m[k] for m in row] for row in p.rows], dtype=float) for k in keys}
+    cis = {k: np.array([[m.get(f"{k}_ci95", np.nan) for m in row] for row in p.rows],
                        dtype=float) for k in keys}
-    baseline = {k: np.array([b[k] for b in state["baseline"]], dtype=float) for k in keys}
-    gt = {k: float(np.mean([g[k] for g in state["ground_truth"]])) for k in keys}
+    baseline = {k: np.array([b[k] for b in p.baseline], dtype=float) for k in keys}
+    gt = {k: float(np.mean([g[k] for g in p.ground_truth])) for k in keys}
     aggregates = run_aggregates(matrices, baseline)
     # CI of a mean over the N subsets of the last row (independent cells): sqrt(sum ci^2) / N
     agg_ci = {a: float(np.sqrt(np.sum(cis[k][-1] ** 2)) / cis[k].shape[1])
               for a, k in FINAL_AVERAGES.items() if k in cis}
     r1 = matrices[TRANSFER_KEY]
-    ranked = [(n // scorer.settings.batch) * scorer.settings.batch for n in scorer.sizes]
-    floor = (forgetting_floor(r1, ranked, seed=cfg.seed) if r1.shape[0] == r1.shape[1]
+    batch = scorer.settings.batch
+    ranked = [(size // batch) * batch for size in scorer.sizes]
+    floor = (forgetting_floor(r1, ranked, seed=cfg.key.seed) if r1.shape[0] == r1.shape[1]
              else {"mean": float("nan"), "q95": float("nan")})
     fr = aggregates.get("FR", float("nan"))
-    chance = {f"r_precision_top{k}": k / scorer.settings.batch for k in (1, 2, 3)}
+    chance = {f"r_precision_top{k}": k / batch for k in (1, 2, 3)}
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    wall = state["elapsed"] + extra_s
+    key = cfg.key
     result = {
-        "method": cfg.method, "setting": cfg.setting, "order": record["order"]["name"],
-        "seed": cfg.seed, "preset": cfg.preset, "scenario_order": names,
-        "n_experiences": len(state["rows"]), "aggregates": aggregates,
+        "method": key.method, "setting": key.setting, "order": record["order"]["name"],
+        "seed": key.seed, "preset": key.preset, "scenario_order": st.names,
+        "n_experiences": len(p.rows), "aggregates": aggregates,
         "aggregates_ci95": agg_ci, "chance": chance,
         "fr_floor": {**floor, "inside": bool(np.isfinite(fr) and fr <= floor["q95"])},
         "eval": dataclasses.asdict(scorer.settings), "n_test": scorer.sizes,
         "final": {k: matrices[k][-1].tolist() for k in keys}, "ground_truth": gt,
-        "ground_truth_per_subset": {k: [g[k] for g in state["ground_truth"]] for k in keys},
-        "generation_failure_rate": state["failed"] / max(state["total"], 1),
-        "baseline_failure_rate": state["baseline_failed"] / max(state["baseline_total"], 1),
+        "ground_truth_per_subset": {k: [g[k] for g in p.ground_truth] for k in keys},
+        "generation_failure_rate": p.failed / max(p.total, 1),
+        "baseline_failure_rate": p.baseline_failed / max(p.baseline_total, 1),
         "config_hash": record["config_hash"], "stage_hashes": record["stage_hashes"],
-        "provenance": provenance(config_hash=record["config_hash"], seed=cfg.seed,
-                                 order=record["order"], device=cfg.device),
-        "wall_time_s": wall, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu,
+        "provenance": provenance(config_hash=record["config_hash"], seed=key.seed,
+                                 order=record["order"], device=cfg.execution.device),
+        "wall_time_s": p.elapsed + extra_s, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu,
     }
-    atomic_write_json(out / "result.json", result)
+    atomic_write_json(st.out / "result.json", result)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -450,7 +431,8 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
 
 
 def shared_options(args) -> dict:
-    """RunConfig fields from :func:`add_shared_options`' arguments."""
+    """Flat run options (:meth:`RunConfig.from_options` names) from :func:`add_shared_options`'
+    arguments (the sweep passes them to every run as ``run_options``)."""
     method, gen = parse_sets(args.set)
     if getattr(args, "with_plugins", ""):
         method["with_plugins"] = args.with_plugins
@@ -494,9 +476,9 @@ def parse_sets(pairs: list[str]) -> tuple[dict, dict]:
 
 
 def run_command(args) -> int:
-    cfg = RunConfig(method=args.method, out=args.out, setting=args.setting, order=args.order,
-                    seed=args.seed, resume=args.resume, stop_after=args.stop_after,
-                    **shared_options(args))
+    cfg = RunConfig.from_options(method=args.method, out=args.out, setting=args.setting,
+                                 order=args.order, seed=args.seed, resume=args.resume,
+                                 stop_after=args.stop_after, **shared_options(args))
     out = run(cfg)
     if (out / "result.json").exists():
         res = json.loads((out / "result.json").read_text())

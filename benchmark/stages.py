@@ -63,6 +63,20 @@ def corpus_stage(cache: Path, data: str | None, scale: float, seed: int):
     return load_corpus(_build_once(path, lambda p: build_corpus(p, scale=scale, seed=seed)))
 
 
+def motion_pool_stage(cache: Path, cfg, emotions):
+    """The generic motion pool of the ``text+motion`` pretraining recipe (``cfg``: a
+    :class:`benchmark.backbone.pretrain.PretrainConfig`): a synthetic corpus of its own seed and
+    scale, neutral emotion only, built once in ``cache``; returns the loaded corpus."""
+    from benchmark.corpus import build_corpus, load_corpus
+
+    neutral = tuple(e for e in emotions if e == "neutral") or tuple(emotions[:1])
+    key = hash_json({"pool": cfg.motion_pool_scale, "seed": cfg.motion_pool_seed, "emotions": neutral})
+    path = Path(cache) / "corpus" / f"pool-{key}"
+    _build_once(path, lambda p: build_corpus(p, scale=cfg.motion_pool_scale,
+                                             seed=cfg.motion_pool_seed, emotions=neutral))
+    return load_corpus(path)
+
+
 def split_stage(cache: Path, corpus, setting: str, seed: int):
     from benchmark.splits import load_manifest, make_splits, save_manifest
 
@@ -111,7 +125,7 @@ def backbone_stage(cache: Path, corpus, backbone: str, tiny_config, pretrain=Non
     settings and data hashes are part of the stage hash and of ``backbone.json``); a path ->
     that Hugging Face folder, used as it is.  Returns (folder, hash)."""
     from benchmark.backbone import build_tiny_backbone
-    from benchmark.backbone.pretrain import PretrainConfig, generic_motion_pool, pretrain_backbone
+    from benchmark.backbone.pretrain import PretrainConfig, pretrain_backbone
 
     if backbone != "tiny":
         path = Path(backbone)
@@ -141,7 +155,7 @@ def backbone_stage(cache: Path, corpus, backbone: str, tiny_config, pretrain=Non
 
         pool, n_codes = None, 0
         if pretrain.recipe == "text+motion":
-            pool_corpus = generic_motion_pool(cache, pretrain, corpus.emotions)
+            pool_corpus = motion_pool_stage(cache, pretrain, corpus.emotions)
             pool = tokenizer.encode_batch([pool_corpus.features(i) for i in pool_corpus.ids])
             n_codes = tokenizer.codebook_size
         with atomic_dir(p) as tmp:

@@ -65,12 +65,15 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.method}/{self.setting}/order{self.order}/seed{self.seed}"
+        from benchmark.run_config import RunKey
+
+        return RunKey(self.method, self.setting, self.order, self.seed).label
 
 @dataclass
 class SweepConfig:
     """What to sweep and how.  ``run_options`` are passed to every run (preset, data paths,
-    device, ``--set`` overrides ...), see :func:`benchmark.runner.config_from_args`."""
+    device, ``--set`` overrides ...: flat :meth:`benchmark.run_config.RunConfig.from_options`
+    names), see :func:`benchmark.runner.shared_options`."""
 
     methods: list[str]
     settings: list[str] = field(default_factory=lambda: list(SETTINGS))
@@ -174,7 +177,7 @@ def _run_one(spec: RunSpec, run_options: dict, threads: int) -> tuple[str, str |
         cfg = make_run_config(spec, run_options, resume=resume)
         die_after, sig = _die_once(spec)
         if die_after:
-            runner.run(dataclasses.replace(cfg, stop_after=die_after))
+            runner.run(cfg.replace(stop_after=die_after))
             _die(sig)
         runner.run(cfg)
         return spec.label, None, time.time() - t0
@@ -218,11 +221,11 @@ def _die(sig: str) -> None:
 
 
 def make_run_config(spec: RunSpec, run_options: dict, resume: bool = False):
-    """The :class:`benchmark.runner.RunConfig` of one cell."""
-    from benchmark.runner import RunConfig
+    """The :class:`benchmark.run_config.RunConfig` of one cell."""
+    from benchmark.run_config import RunConfig
 
-    return RunConfig(method=spec.method, out=str(spec.out), setting=spec.setting, order=spec.order,
-                     seed=spec.seed, resume=resume, **run_options)
+    return RunConfig.from_options(method=spec.method, out=str(spec.out), setting=spec.setting,
+                                  order=spec.order, seed=spec.seed, resume=resume, **run_options)
 
 
 def prepare_stages(cfg: SweepConfig) -> None:
@@ -233,7 +236,7 @@ def prepare_stages(cfg: SweepConfig) -> None:
     for setting in cfg.settings:
         for seed in sorted(set(cfg.seeds)):
             spec = RunSpec(cfg.methods[0], setting, cfg.orders[0], seed, cfg.out / ".stages")
-            build_run_stages(make_run_config(spec, cfg.run_options).resolved())
+            build_run_stages(make_run_config(spec, cfg.run_options))
 
 
 def _absolute(opts: dict) -> dict:

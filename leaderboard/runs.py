@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import DataError, hash_json
+from benchmark.run_config import RunKey
 from evaluators.continual import DIRECTIONS
 
 # Aggregate name -> True when lower is better (the evaluator's directions, the paper's arrows).
@@ -58,8 +59,13 @@ class Run:
     info: dict = field(default_factory=dict)     # result.json's ground truth, chance, FR floor...
 
     @property
+    def run_key(self) -> RunKey:
+        return RunKey(self.method, self.setting, self.order, self.seed, self.preset)
+
+    @property
     def key(self) -> tuple[str, str, str, int]:
-        return (self.method, self.setting, self.order, self.seed)
+        """The run's cell (:attr:`benchmark.run_config.RunKey.cell`): one run per cell."""
+        return self.run_key.cell
 
     def metric(self, name: str) -> float:
         return self.aggregates.get(name, self.extra.get(name, math.nan))
@@ -141,10 +147,13 @@ def _read_matrix(path: Path, order: list[str]) -> pd.DataFrame:
 
 
 def _read_matrices(run_dir: Path, order: list[str]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    from evaluators.metrics import METRIC_KEYS
+
     mdir = run_dir / "matrices"
+    if not mdir.is_dir() and any((run_dir / f"{k}.csv").is_file() for k in METRIC_KEYS):
+        mdir = run_dir          # a flattened copy of a run folder (docs/results-*/<method>/)
     if not mdir.is_dir():
         raise DataError(mdir, "matrices/ folder is missing", "rerun the run (its evaluation did not finish)")
-    from evaluators.metrics import METRIC_KEYS
 
     # <metric>.csv are the matrices; <metric>_ci.csv their per-cell CIs, chance.csv the chance
     # levels (read by :func:`read_cis` / :func:`read_chance`)
@@ -217,14 +226,12 @@ def load_run(run_dir: str | Path, strict: bool = False) -> Run:
         if not math.isfinite(agg.get(name, math.nan)):
             agg[name] = value
     stages = dict(res.get("stage_hashes") or config.get("stage_hashes") or {})
-    preset = res.get("preset", config.get("preset"))
+    key = RunKey.from_result(res, config)
     extra = {}
     if isinstance(res.get("generation_failure_rate"), (int, float)):
         extra["generation_failure_rate"] = float(res["generation_failure_rate"])
-    return Run(path=run_dir, method=str(res["method"]), setting=str(res["setting"]).lower(),
-               order=str(res["order"] if not isinstance(res["order"], dict)
-                         else res["order"].get("name")),
-               seed=int(res["seed"]), preset=None if preset is None else str(preset),
+    return Run(path=run_dir, method=key.method, setting=key.setting, order=key.order,
+               seed=key.seed, preset=key.preset,
                scenario_order=order, stage_hashes={k: str(v) for k, v in stages.items()},
                method_config_hash=hash_json(config.get("method_config", res.get("method_config", {}))),
                matrices=mats, baseline=baseline, aggregates=agg, reported=reported, extra=extra,

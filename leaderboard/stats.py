@@ -42,6 +42,31 @@ class StatsResult:
     notes: list[str] = field(default_factory=list)
 
 
+def t_halfwidth(std, n):
+    """Half-width of the Student-t 95% CI of a mean, ``t_{0.975, n-1} std / sqrt(n)``, for
+    scalars or arrays (NaN where n < 2).  The one definition the tables (mean ± CI over orders
+    x seeds) and the validity checks use."""
+    from scipy.stats import t
+
+    n = np.asarray(n, dtype=float)
+    h = np.where(n > 1, t.ppf(0.975, np.maximum(n - 1, 1)), np.nan) * np.asarray(std, dtype=float) \
+        / np.sqrt(np.maximum(n, 1))
+    return float(h) if h.ndim == 0 else h
+
+
+def mean_t_ci(values) -> tuple[float, float, float]:
+    """(mean, low, high): the finite ``values``' mean and its Student-t 95% interval (NaN
+    interval for fewer than 2 values, all NaN for none)."""
+    v = np.asarray([x for x in values if np.isfinite(x)], float)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, math.nan, math.nan
+    h = t_halfwidth(v.std(ddof=1), len(v))
+    return m, m - h, m + h
+
+
 def _row(**kw) -> dict:
     return {c: kw.get(c, np.nan if c not in ("analysis", "metric", "setting", "method", "group_a",
                                               "group_b", "effect_name", "note") else "")

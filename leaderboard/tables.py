@@ -47,14 +47,12 @@ def summarize(runs: list[Run], metrics: list[str] | None = None) -> pd.DataFrame
     """Long table: method x setting x metric with mean, std (ddof=1), n over orders x seeds, the
     95% CI half-width of the mean (Student t, ``t_{0.975, n-1} std / sqrt(n)``; NaN for n = 1)
     and ``mean_ci`` ("mean ± ci", the text a paper table shows)."""
-    from scipy import stats
+    from leaderboard.stats import t_halfwidth
 
     per_run = runs_frame(runs, metrics)
     grouped = per_run.groupby(["method", "setting", "metric"], sort=False)["value"]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
-    n = out["n"].to_numpy(dtype=float)
-    t = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
-    out["ci95"] = t * out["std"].to_numpy(dtype=float) / np.sqrt(np.maximum(n, 1))
+    out["ci95"] = t_halfwidth(out["std"].to_numpy(dtype=float), out["n"].to_numpy(dtype=float))
     out["mean_ci"] = [_fmt(m, DECIMALS.get(k, 3)) + ("" if not math.isfinite(c) else
                       f" ± {c:.{DECIMALS.get(k, 3)}f}") for m, c, k in
                       zip(out["mean"], out["ci95"], out["metric"])]

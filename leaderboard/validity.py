@@ -26,22 +26,9 @@ import numpy as np
 import pandas as pd
 
 from leaderboard.runs import Run
+from leaderboard.stats import mean_t_ci
 
 COLUMNS = ("check", "setting", "value", "target", "ci_low", "ci_high", "passed", "detail")
-
-
-def _t_ci(values) -> tuple[float, float, float]:
-    """Mean and Student-t 95% interval (NaN interval for fewer than 2 values)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if np.isfinite(x)], float)
-    if len(v) == 0:
-        return math.nan, math.nan, math.nan
-    m = float(v.mean())
-    if len(v) < 2:
-        return m, math.nan, math.nan
-    h = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    return m, m - h, m + h
 
 
 def _row(check, setting, value, target, lo=math.nan, hi=math.nan, passed=None, detail="") -> dict:
@@ -89,7 +76,7 @@ def check_chance(runs: list[Run], setting: str) -> dict:
 def check_learning(lower: list[Run], ceiling: float, setting: str, name: str) -> dict:
     diags = [float(np.nanmean(np.diag(r.matrices["r_precision_top1"].to_numpy(float))))
              for r in lower if "r_precision_top1" in r.matrices]
-    m, lo, hi = _t_ci(diags)
+    m, lo, hi = mean_t_ci(diags)
     target = 0.5 * ceiling
     return _row("learning", setting, m, f">= 0.5 x ceiling = {target:.3f}", lo, hi,
                 bool(np.isfinite(m) and m >= target) if diags else None,
@@ -102,7 +89,7 @@ def check_upper(by_method: dict[str, list[Run]], upper: str, ceiling: float, set
     if not joint:
         return [_row("upper bound", setting, math.nan, "", detail=f"no {upper} runs")]
     ar_j = [r.metric("AR") for r in joint]
-    m_j, lo_j, hi_j = _t_ci(ar_j)
+    m_j, lo_j, hi_j = mean_t_ci(ar_j)
     eval_ci = float(np.mean([r.info.get("aggregates_ci95", {}).get("AR", math.nan) for r in joint]))
     half_j = (hi_j - m_j) if np.isfinite(hi_j) else eval_ci
     rows.append(_row("upper bound", setting, m_j, f">= 0.5 x ceiling = {0.5 * ceiling:.3f}", lo_j, hi_j,
@@ -111,7 +98,7 @@ def check_upper(by_method: dict[str, list[Run]], upper: str, ceiling: float, set
     for method, rs in sorted(by_method.items()):
         if method == upper:
             continue
-        m, lo, hi = _t_ci([r.metric("AR") for r in rs])
+        m, lo, hi = mean_t_ci([r.metric("AR") for r in rs])
         half = (hi - m) if np.isfinite(hi) else float(np.mean(
             [r.info.get("aggregates_ci95", {}).get("AR", math.nan) for r in rs]))
         diff = m - m_j
@@ -126,7 +113,7 @@ def check_upper(by_method: dict[str, list[Run]], upper: str, ceiling: float, set
 def check_forgetting(lower: list[Run], setting: str, name: str) -> dict:
     frs = [r.metric("FR") for r in lower]
     floors = [r.info.get("fr_floor", {}).get("q95", math.nan) for r in lower]
-    m, lo, hi = _t_ci(frs)
+    m, lo, hi = mean_t_ci(frs)
     floor = float(np.nanmean(floors)) if any(np.isfinite(floors)) else math.nan
     passed = bool(np.isfinite(m) and m > floor and np.isfinite(lo) and lo > 0)
     return _row("forgetting", setting, m, f"> floor {floor:.2f} and CI excludes 0", lo, hi,

@@ -88,10 +88,10 @@ def test_real_preset_refuses_the_shared_copy(bandai_src, tmp_path):
     import numpy as np
 
     from benchmark.corpus import Motion, load_corpus, write_humanml3d
-    from benchmark.run_eval import Scorer
-    from benchmark.runner import RunConfig
+    from benchmark.run_config import RunConfig
     from benchmark.splits import make_splits
     from benchmark.streams import make_scenario
+    from evaluators.protocol import Scorer
 
     plan, scenarios, emotions, _ = plan_bandai(bandai_src)
     rng = np.random.default_rng(0)
@@ -100,8 +100,8 @@ def test_real_preset_refuses_the_shared_copy(bandai_src, tmp_path):
                       source="bandai-namco") for r in plan.itertuples()]
     corpus = load_corpus(write_humanml3d(tmp_path / "c", motions, scenarios=scenarios,
                                          emotions=emotions, seed=0))
-    real = RunConfig(method="seq_lora", out=str(tmp_path / "r"), preset="real").resolved()
-    assert (real.r_precision_batch, real.max_test) == (32, 64)
+    real = RunConfig.from_options(method="seq_lora", out=str(tmp_path / "r"), preset="real")
+    assert (real.eval.batch, real.eval.max_test) == (32, 64)
     sizes = {}
     for setting in ("unseen", "mixed"):
         manifest = make_splits(corpus, setting, 0)
@@ -111,9 +111,9 @@ def test_real_preset_refuses_the_shared_copy(bandai_src, tmp_path):
         first = bm.subset_names[0]
         with pytest.raises(DataError, match=rf"subset '{first}' has {test[first]} test motions, "
                            r"fewer than one R-precision batch of 32\. Fix: use a larger corpus"):
-            Scorer(real.eval_settings(), None, bm, None)
+            Scorer(real.eval, None, bm, None)
     assert sizes["unseen"] == {"Locomotion": 13, "Turning and Stepping": 11, "Greetings": 15,
                                "Raising Hands": 6}
     assert sorted(sizes["mixed"].values()) == [11, 11, 11, 12]
-    smoke = RunConfig(method="seq_lora", out=str(tmp_path / "s"), preset="test").resolved()
-    assert smoke.r_precision_batch <= min(min(s.values()) for s in sizes.values())
+    smoke = RunConfig.from_options(method="seq_lora", out=str(tmp_path / "s"), preset="test")
+    assert smoke.eval.batch <= min(min(s.values()) for s in sizes.values())

@@ -43,10 +43,12 @@ def test_gradient_checkpointing_changes_no_number(tiny_backbone_dir):
 
 
 def test_gradient_checkpointing_is_not_in_the_config_hash():
-    from benchmark.runner import EXECUTION_FIELDS, RunConfig
+    from benchmark.run_config import EXECUTION_FIELDS, RunConfig
 
     assert "gradient_checkpointing" in EXECUTION_FIELDS
-    assert RunConfig(method="m", out="o").gradient_checkpointing is False
+    cfg = RunConfig.from_options(method="m", out="o")
+    assert cfg.execution.gradient_checkpointing is False
+    assert "gradient_checkpointing" not in cfg.hashed()
 
 
 def test_gpu_check_dry_run_on_cpu():

@@ -11,7 +11,8 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.io import DataError
-from benchmark.runner import PRESETS, RunConfig, run
+from benchmark.run_config import PRESETS, RunConfig
+from benchmark.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 ORDER = "Daily Life,Sports,Dance"
@@ -28,7 +29,7 @@ def base_cfg(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
 @pytest.fixture(scope="module")
 def full_run(base_cfg, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "seq"
-    return run(RunConfig(method="seq_lora", out=str(out), **base_cfg))
+    return run(RunConfig.from_options(method="seq_lora", out=str(out), **base_cfg))
 
 
 def test_run_folder_follows_the_contract(full_run):
@@ -62,21 +63,21 @@ def test_leaderboard_reads_the_run(full_run):
 @pytest.mark.slow
 def test_resume_gives_identical_matrices(base_cfg, full_run, tmp_path):
     out = tmp_path / "resumed"
-    cfg = RunConfig(method="seq_lora", out=str(out), **base_cfg)
-    run(RunConfig(**{**cfg.__dict__, "stop_after": 2}))
+    cfg = RunConfig.from_options(method="seq_lora", out=str(out), **base_cfg)
+    run(cfg.replace(stop_after=2))
     assert not (out / "result.json").exists()
     assert json.loads((out / "progress.json").read_text())["finished"] == 2
     with pytest.raises(DataError, match="--resume"):
         run(cfg)
     with pytest.raises(DataError, match="'seed'"):
-        run(RunConfig(**{**cfg.__dict__, "resume": True, "seed": 1}))
-    run(RunConfig(**{**cfg.__dict__, "resume": True}))
+        run(cfg.replace(resume=True, seed=1))
+    run(cfg.replace(resume=True))
     for csv in sorted((full_run / "matrices").glob("*.csv")):
         assert (out / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
 
 
 def test_mtl_is_one_joint_experience(base_cfg, tmp_path):
-    out = run(RunConfig(method="mtl", out=str(tmp_path / "mtl"), **base_cfg))
+    out = run(RunConfig.from_options(method="mtl", out=str(tmp_path / "mtl"), **base_cfg))
     res = json.loads((out / "result.json").read_text())
     r1 = pd.read_csv(out / "matrices" / "r_precision_top1.csv", index_col=0)
     assert list(r1.index) == ["after_1"] and r1.shape == (1, 3)
@@ -114,7 +115,7 @@ def test_every_registered_method_runs_through_the_runner(base_cfg, tmp_path, nam
     """Each registered strategy survives the whole protocol: the untrained baseline row (generation
     before any training), training, evaluation, checkpoints and the result file."""
     cfg = {**base_cfg, "order": "Daily Life,Sports"}
-    out = run(RunConfig(method=name, out=str(tmp_path / name), **cfg))
+    out = run(RunConfig.from_options(method=name, out=str(tmp_path / name), **cfg))
     res = json.loads((out / "result.json").read_text())
     assert res["method"] == name and len(res["final"]["fid"]) == 2
     assert all(math.isfinite(v) for v in res["final"]["r_precision_top1"])
@@ -132,11 +133,11 @@ def test_declared_state_resumes_without_state_dict(base_cfg, tmp_path):
     discover(plugins=[example])
     cfg = {**base_cfg, "order": "Daily Life,Sports", "plugins": (str(example),),
            "method_overrides": {"strength": "50"}}
-    full = run(RunConfig(method="l2_lora", out=str(tmp_path / "full"), **cfg))
+    full = run(RunConfig.from_options(method="l2_lora", out=str(tmp_path / "full"), **cfg))
     out = tmp_path / "resumed"
-    run(RunConfig(method="l2_lora", out=str(out), stop_after=1, **cfg))
+    run(RunConfig.from_options(method="l2_lora", out=str(out), stop_after=1, **cfg))
     assert not (out / "result.json").exists()
-    run(RunConfig(method="l2_lora", out=str(out), resume=True, **cfg))
+    run(RunConfig.from_options(method="l2_lora", out=str(out), resume=True, **cfg))
     for csv in sorted((full / "matrices").glob("*.csv")):
         assert (out / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
     log = pd.read_csv(out / "train_log.csv")
@@ -159,10 +160,10 @@ def test_readme_shows_the_example_verbatim():
 def test_seq_lora_with_replay_plugin_is_the_replay_baseline(base_cfg, tmp_path):
     """SeqLoRA + the replay plugin (``--with replay``) gives the Replay baseline's numbers."""
     cfg = {**base_cfg, "order": "Daily Life,Sports"}
-    base = run(RunConfig(method="replay", out=str(tmp_path / "replay"), **cfg))
-    composed = run(RunConfig(method="seq_lora", out=str(tmp_path / "seq_replay"),
+    base = run(RunConfig.from_options(method="replay", out=str(tmp_path / "replay"), **cfg))
+    composed = run(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "seq_replay"),
                              method_overrides={"with_plugins": "replay"}, **cfg))
-    plain = run(RunConfig(method="seq_lora", out=str(tmp_path / "seq"), **cfg))
+    plain = run(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "seq"), **cfg))
     mc = json.loads((composed / "config.json").read_text())["method_config"]
     assert mc["with_plugins"] == ["replay"] and mc["plugin_options"]["replay"]["mem_size"] == 200
     assert "with_plugins" not in json.loads((plain / "config.json").read_text())["method_config"]
@@ -201,13 +202,13 @@ def test_second_example_plugin_and_routing_resumes(base_cfg, tmp_path):
 
     example = REPO / "examples" / "routed_method.py"
     cfg = {**base_cfg, "order": "Daily Life,Sports", "plugins": (str(example),)}
-    full = run(RunConfig(method="word_router", out=str(tmp_path / "full"), **cfg))
+    full = run(RunConfig.from_options(method="word_router", out=str(tmp_path / "full"), **cfg))
     out = tmp_path / "resumed"
-    run(RunConfig(method="word_router", out=str(out), stop_after=1, **cfg))
+    run(RunConfig.from_options(method="word_router", out=str(out), stop_after=1, **cfg))
     state = torch.load(out / "checkpoints" / "state.pt", weights_only=False)["strategy"]
     assert len(state["kept"]["words"]["state"]) == 1
     assert state["plugins"]["replay"]["buffer"]["n_seen"] > 0
-    run(RunConfig(method="word_router", out=str(out), resume=True, **cfg))
+    run(RunConfig.from_options(method="word_router", out=str(out), resume=True, **cfg))
     for csv in sorted((full / "matrices").glob("*.csv")):
         assert (out / "matrices" / csv.name).read_text() == csv.read_text(), csv.name
 
@@ -221,7 +222,7 @@ def test_untrained_row_sits_at_chance_and_training_beats_it(base_cfg, tmp_path):
 
     cfg = {**base_cfg, "order": "Daily Life", "max_test": 16, "eval_repeats": 5,
            "method_overrides": {"max_steps": 60, "epochs": 20}}
-    out = run(RunConfig(method="seq_lora", out=str(tmp_path / "run"), **cfg))
+    out = run(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "run"), **cfg))
     res = json.loads((out / "result.json").read_text())
     base = pd.read_csv(out / "matrices" / "baseline.csv", index_col=0)["Daily Life"]
     chance = pd.read_csv(out / "matrices" / "chance.csv", index_col=0)["Daily Life"]

@@ -60,12 +60,13 @@ def test_sweep_skips_finished_resumes_partial_and_isolates_failures(tmp_path, mo
     calls = []
 
     def fake_run(cfg):
-        calls.append((cfg.method, cfg.setting, cfg.order, cfg.seed, cfg.resume))
-        if cfg.method == "seq_lora" and cfg.order == "2":
+        k = cfg.key
+        calls.append((k.method, k.setting, k.order, k.seed, cfg.execution.resume))
+        if k.method == "seq_lora" and k.order == "2":
             raise RuntimeError("boom")
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.out) / "result.json").write_text("{}")
-        return Path(cfg.out)
+        Path(cfg.execution.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.execution.out) / "result.json").write_text("{}")
+        return Path(cfg.execution.out)
 
     monkeypatch.setattr(runner, "run", fake_run)
     monkeypatch.setattr(sw, "prepare_stages", lambda cfg: None)

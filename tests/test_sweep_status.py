@@ -99,11 +99,11 @@ def test_sweep_records_plan_failures_and_one_bar(tmp_path, monkeypatch, capsys):
     fail = {"on": True}
 
     def fake_run(cfg):
-        if cfg.order == "2" and fail["on"]:
+        if cfg.key.order == "2" and fail["on"]:
             raise RuntimeError("boom")
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.out) / "result.json").write_text(json.dumps({"n_experiences": 8}))
-        return Path(cfg.out)
+        Path(cfg.execution.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.execution.out) / "result.json").write_text(json.dumps({"n_experiences": 8}))
+        return Path(cfg.execution.out)
 
     monkeypatch.setattr(runner, "run", fake_run)
     monkeypatch.setattr(sw, "prepare_stages", lambda cfg: None)

@@ -93,7 +93,7 @@ class _Stages:
 
 
 def test_scorer_refuses_a_subset_smaller_than_one_batch_and_caps_the_rest():
-    from benchmark.run_eval import EvalSettings, Scorer
+    from evaluators.protocol import EvalSettings, Scorer
 
     settings = EvalSettings(max_test=64, batch=32)
     with pytest.raises(DataError, match="'S1' has 31 test motions.*batch of 32"):

@@ -8,10 +8,10 @@ field's type.
 from __future__ import annotations
 
 import dataclasses
-import json
-import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+from benchmark.strategy.fields import coerce_field
 
 
 TOKEN_ROWS = ("train", "freeze_after_first")
@@ -127,25 +127,3 @@ class StrategyConfig:
         return [(f.name, f.metadata.get("help", ""),
                  f.default if f.default is not dataclasses.MISSING else f.default_factory())
                 for f in dataclasses.fields(cls)]
-
-
-def coerce_field(cls: type, name: str, value: Any) -> Any:
-    """Convert ``value`` (a string from the command line, or JSON) to ``cls.name``'s type."""
-    hints = typing.get_type_hints(cls)
-    kind = hints[name]
-    origin = typing.get_origin(kind)
-    if not isinstance(value, str):
-        return tuple(value) if origin is tuple and isinstance(value, list) else value
-    if kind is bool:
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{name}: expected true/false, got {value!r}")
-    if kind in (int, float):
-        return kind(value)
-    if origin is tuple:
-        text = value.strip()
-        items = json.loads(text) if text.startswith("[") else [s for s in text.split(",") if s]
-        return tuple(str(s).strip() for s in items)
-    return value

@@ -10,11 +10,13 @@ component ``name`` (``lora_A.<name>.weight``, ``trainable_tokens_delta.<name>`` 
 from __future__ import annotations
 
 import re
+import typing
 from typing import Iterable
 
 import torch
 
-from benchmark.strategy.config import StrategyConfig
+if typing.TYPE_CHECKING:                 # annotations only: lora is below the configs
+    from benchmark.strategy.config import StrategyConfig
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 

@@ -226,7 +226,7 @@ PLUGINS: dict[str, tuple[type, type]] = {
 
 def plugin_options(name: str, values: dict | None = None):
     """The typed options of plugin ``name`` (strings coerced; unknown keys refused)."""
-    from benchmark.strategy.config import coerce_field
+    from benchmark.strategy.fields import coerce_field
 
     if name not in PLUGINS:
         raise ValueError(f"unknown plugin {name!r}; choose from {', '.join(sorted(PLUGINS))}")

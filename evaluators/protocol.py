@@ -1,5 +1,11 @@
-"""Evaluation inside a run: fixed test prompts per subset, generation -> VQ-VAE decode ->
+"""The evaluation protocol of a run: fixed test prompts per subset, generation -> VQ-VAE decode ->
 Evaluator metrics; failed generations counted and scored as a static mean pose.
+
+``Scorer(EvalSettings(...), stages, scenario, generation)`` takes its own small config
+(:class:`EvalSettings`) and duck-typed inputs: ``stages`` with ``corpus`` (``features``,
+``mean``), ``tokenizer`` (``decode_batch``) and ``evaluator`` (``evaluate``,
+``score_ground_truth``); a strategy with ``generate(prompts, generation)``.  It never sees a
+run config: the runner (``benchmark.runner``) builds the settings from its config tree.
 """
 from __future__ import annotations
 

@@ -1,0 +1,33 @@
+"""``l2emg backbone pretrain``: build (or reuse) a run preset's pretrained backbone stage."""
+from __future__ import annotations
+
+import json
+
+
+def pretrain_command_args(parser) -> None:
+    from benchmark.backbone.pretrain import RECIPES
+    from benchmark.run_config import DEFAULT_PRESET
+
+    a = parser.add_argument
+    a("--cache", default="runs/cache", help="stage cache folder")
+    a("--preset", default=DEFAULT_PRESET, help="run preset whose backbone to pretrain (default: the "
+      f"embedded default, {DEFAULT_PRESET})")
+    a("--data", help="corpus folder (default: the preset's synthetic corpus)")
+    a("--recipe", choices=RECIPES, help="override the preset's pretraining recipe")
+    a("--setting", default="unseen", choices=("unseen", "mixed"))
+
+
+def pretrain_command(args) -> int:
+    """Build (or reuse) the preset's pretrained backbone stage and print its record."""
+    from benchmark.run_config import RunConfig
+    from benchmark.runner import build_run_stages
+
+    cfg = RunConfig.from_options(method="seq_lora", out="-", setting=args.setting,
+                                 preset=args.preset, data=args.data, cache=args.cache)
+    if args.recipe:
+        cfg = cfg.replace(pretrain={**(cfg.stages.pretrain or {}), "recipe": args.recipe})
+    stages, _ = build_run_stages(cfg)
+    meta = json.loads((stages.backbone / "backbone.json").read_text())
+    print(f"backbone {stages.backbone} (hash {stages.hashes['backbone']}): "
+          f"{json.dumps(meta.get('pretrain', {}))}")
+    return 0

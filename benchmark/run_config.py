@@ -1,0 +1,275 @@
+"""The run config: a small typed tree, and the run presets (the one place they live).
+
+::
+
+    RunConfig
+      key        RunKey          method, setting, order, seed, preset: who the run is (the
+                                 identity the leaderboard and the sweep use too)
+      stages     StageSettings   how the shared stages are built: corpus scale, tokenizer and
+                                 evaluator presets, tiny backbone shape, backbone pretraining
+      eval       EvalSettings    the evaluation protocol (``evaluators.protocol``; its ``seed``
+                                 is the key's)
+      train      TrainSettings   the method-config overrides (``--set``, ``--with``), generation
+                                 settings, dtype, samples kept
+      execution  Execution       where and how it runs: out, cache, device, resume, progress,
+                                 plugin files, threads, stop_after, gradient checkpointing and the
+                                 input paths (data, tokenizer, evaluator, backbone; their stages'
+                                 content hashes identify them)
+
+Everything but ``execution`` decides the numbers and goes into the config hash.  The config
+hash is computed from the *flat* record the runner has always written to ``config.json`` (the
+same 20 names, values and hash as before the tree existed), so old run folders keep their hash
+and ``--resume`` of an old checkpoint still matches.  ``RunConfig.from_options(**flat)`` builds
+the tree from the flat option names of ``l2emg run`` / the sweep's ``run_options`` (unset
+preset-controlled options are filled from the preset there, once); ``cfg.options()`` is the
+inverse.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+
+from benchmark.io import DataError, hash_json
+from evaluators.protocol import EvalSettings
+
+__all__ = ["RunKey", "StageSettings", "EvalSettings", "TrainSettings", "Execution", "RunConfig",
+           "PRESETS", "DEFAULT_PRESET", "EXECUTION_FIELDS", "config_record"]
+
+
+# ----------------------------------------------------------------------------- presets
+# Training overrides ("train") go under the method config; --set wins over them.  Every preset
+# but ``test`` evaluates >= 64 test motions per subset in full R-precision batches of 32 (chance
+# R@1 = 1/32 everywhere): ``tiny``'s corpus scale is the smallest at which the smallest subset
+# (Shows, 1,101 motions in Table 1, 15 % test part) has >= 64 test motions, and ``max_test``
+# caps every subset at the same 64.  Keys are the flat option names (see FIELDS below).
+_TINY: dict = dict(
+    max_test=64, r_precision_batch=32, corpus_scale=0.45, tokenizer_preset="tiny",
+    evaluator_preset="tiny", tiny_backbone=dict(hidden_size=96, intermediate_size=256),
+    pretrain=dict(recipe="text"),
+    generation=dict(max_new_tokens=50, top_k=50, batch_size=128), eval_repeats=5,
+    mm_texts=4, mm_gens=5, n_samples=8, dtype="float32",
+    train=dict(lr=2e-3, epochs=100, batch_size=16, max_steps=200))
+PRESETS: dict[str, dict] = {
+    # smoke tests only: <= 8 test motions and an explicit R-precision batch of 3 (chance 1/3;
+    # the smallest test subset of its 0.02-scale corpus, Shows, has 3 test motions)
+    "test": dict(max_test=8, r_precision_batch=3, corpus_scale=0.02, tokenizer_preset="test",
+                 evaluator_preset="test", tiny_backbone=dict(hidden_size=64, intermediate_size=128),
+                 pretrain=dict(recipe="text", text_steps=30, motion_steps=10),
+                 generation=dict(max_new_tokens=12, top_k=20), eval_repeats=2, mm_texts=2,
+                 mm_gens=2, n_samples=2, dtype="float32",
+                 train=dict(lr=3e-3, epochs=1, batch_size=16, max_steps=4, lora_dropout=0.0)),
+    "tiny": _TINY,
+    # the tiny stages (shared cache) with a short training budget: smoke-run a new method
+    "quick": {**_TINY, "eval_repeats": 2, "train": dict(lr=2e-3, epochs=100, batch_size=16,
+                                                        max_steps=40)},
+    # the tiny stages with the budget at which SeqLoRA learns text conditioning (measured in
+    # docs/backbone.md: 2,000 steps per scenario, LoRA r 16 on all seven linear maps, lr 3e-3
+    # -> R@1 0.29 on Daily Life against a 0.67 ceiling; 200 steps give 0.04-0.09): about 10x
+    # the training time of `tiny` per run
+    "long": {**_TINY, "train": dict(lr=3e-3, epochs=1000, batch_size=16, max_steps=2000, lora_r=16,
+                                    target_modules=("q_proj", "k_proj", "v_proj", "o_proj",
+                                                    "gate_proj", "up_proj", "down_proj"))},
+    # real motion capture by --data (the Bandai-Namco corpus of `l2emg data bandai`): the tiny
+    # stages, budget and protocol (batch 32, 64 test motions per subset).  The full dataset's
+    # smallest test subset has 78 motions; the shared 308-motion copy (6-15) is refused with the
+    # Scorer's error: use `--preset test` there (docs/results-real/README.md)
+    "real": {**_TINY},
+    # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
+    "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, tokenizer_preset="paper",
+                  evaluator_preset="paper", tiny_backbone=dict(), pretrain=None,
+                  generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
+                  eval_repeats=20, mm_texts=32, mm_gens=30, n_samples=16, dtype="bfloat16",
+                  train=dict(lr=2e-4, epochs=3, batch_size=8, max_steps=0)),
+}
+
+# The embedded default: the preset a command uses without --preset (and the README's main
+# command).  `long` is the budget that meets most of the validity criteria (docs/results-long);
+# `tiny` is the same stages with a tenth of the steps, which does not learn text conditioning.
+# (RunConfig.from_options without a preset keeps the Python API's old default, "tiny".)
+DEFAULT_PRESET = "long"
+
+
+# ----------------------------------------------------------------------------- the tree
+@dataclass(frozen=True)
+class RunKey:
+    """Who a run is: (method, setting, order, seed, preset).  ``order`` is what was asked for
+    (``1|2|3`` or comma-separated subset names) or, read back from a result file, its name
+    (``1|2|3|custom-<slugs>``); :attr:`order_name` is the name either way.
+
+    The leaderboard reads it from result files (:meth:`from_result`) and names a run by
+    :attr:`cell` (a leaderboard merges runs of one preset only, so the preset is checked as a
+    field that must agree, not as part of the cell); the sweep labels run folders by
+    :attr:`label`."""
+
+    method: str
+    setting: str = "unseen"
+    order: str = "1"
+    seed: int = 0
+    preset: str | None = "tiny"
+
+    @property
+    def order_name(self) -> str:
+        from benchmark.splits import order_name
+
+        text = str(self.order)
+        if text.startswith("custom-") and "," not in text:     # already a name
+            return text
+        return order_name(text)
+
+    @property
+    def cell(self) -> tuple[str, str, str, int]:
+        """(method, setting, order name, seed): two runs with the same cell are one run twice."""
+        return (self.method, self.setting, self.order_name, int(self.seed))
+
+    @property
+    def label(self) -> str:
+        """``method/setting/order<order>/seed<seed>`` (the sweep's run label)."""
+        return f"{self.method}/{self.setting}/order{self.order}/seed{self.seed}"
+
+    @classmethod
+    def from_result(cls, result: dict, config: dict | None = None) -> "RunKey":
+        """The key a finished run's ``result.json`` (and ``config.json``) record."""
+        config = config or {}
+        order = result["order"]
+        order = order.get("name") if isinstance(order, dict) else order
+        preset = result.get("preset", config.get("preset"))
+        return cls(method=str(result["method"]), setting=str(result["setting"]).lower(),
+                   order=str(order), seed=int(result["seed"]),
+                   preset=None if preset is None else str(preset))
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """How the shared stages are built (part of their content hashes, and of the config hash)."""
+
+    corpus_scale: float
+    tokenizer_preset: str
+    evaluator_preset: str
+    tiny_backbone: dict                 # TinyBackboneConfig fields
+    pretrain: dict | None               # PretrainConfig fields of the tiny backbone (None: none)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the method under test is trained and asked with."""
+
+    overrides: dict = field(default_factory=dict)   # method config fields (--set, --with)
+    generation: dict = field(default_factory=dict)  # GenerationSettings fields
+    dtype: str = "float32"
+    n_samples: int = 8                              # generated samples kept for the renders
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how a run executes: nothing here changes its numbers (not in the config hash)."""
+
+    out: str
+    cache: str = "runs/cache"
+    device: str = "cpu"
+    resume: bool = False
+    progress: bool = True
+    plugins: tuple[str, ...] = ()        # extra strategy files (--plugin)
+    threads: int = 0                     # torch threads (0 = torch's default)
+    stop_after: int = 0                  # test hook: stop after this many experiences (0 = all)
+    gradient_checkpointing: bool = False # recompute activations in backward (same numbers)
+    # inputs by path (None / "tiny" = built in the cache); their content hashes are recorded
+    data: str | None = None
+    tokenizer: str | None = None
+    evaluator: str | None = None
+    backbone: str = "tiny"
+
+
+# flat option name -> (node, field): the names of `l2emg run` options, of the sweep's
+# run_options and of config.json's record
+FIELDS: dict[str, tuple[str, str]] = {
+    **{k: ("key", k) for k in ("method", "setting", "order", "seed", "preset")},
+    **{k: ("stages", k) for k in ("corpus_scale", "tokenizer_preset", "evaluator_preset",
+                                  "tiny_backbone", "pretrain")},
+    "max_test": ("eval", "max_test"), "r_precision_batch": ("eval", "batch"),
+    "eval_repeats": ("eval", "repeats"), "mm_texts": ("eval", "mm_texts"),
+    "mm_gens": ("eval", "mm_gens"), "full_matrix": ("eval", "full_matrix"),
+    "method_overrides": ("train", "overrides"), "generation": ("train", "generation"),
+    "dtype": ("train", "dtype"), "n_samples": ("train", "n_samples"),
+    **{f.name: ("execution", f.name) for f in dataclasses.fields(Execution)},
+}
+# preset-controlled options: None (or absent) = the preset's value
+PRESET_FIELDS: tuple[str, ...] = tuple(k for k in _TINY if k != "train")
+# options that do not change the numbers (excluded from the config hash)
+EXECUTION_FIELDS: tuple[str, ...] = tuple(k for k, (node, _) in FIELDS.items() if node == "execution")
+_NODES = {"key": RunKey, "stages": StageSettings, "eval": EvalSettings, "train": TrainSettings,
+          "execution": Execution}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's numbers (``key``, ``stages``, ``eval``, ``train``) and
+    where to put them (``execution``).  Build it with :meth:`from_options`."""
+
+    key: RunKey
+    stages: StageSettings
+    eval: EvalSettings
+    train: TrainSettings
+    execution: Execution
+
+    def __post_init__(self):
+        if self.key.preset not in PRESETS:
+            raise DataError(None, f"unknown preset {self.key.preset!r}",
+                            f"choose one of: {', '.join(PRESETS)}")
+        if self.eval.seed != self.key.seed:
+            raise ValueError(f"eval.seed {self.eval.seed} != key.seed {self.key.seed}: the "
+                             "evaluation is seeded by the run seed (use RunConfig.replace)")
+
+    @classmethod
+    def from_options(cls, **options) -> "RunConfig":
+        """The tree from flat option names (``method``, ``out``, ``preset``, ``max_test``,
+        ``method_overrides``, ``cache`` ... see :data:`FIELDS`); preset-controlled options that
+        are None or absent take the preset's value (unknown preset -> DataError)."""
+        unknown = sorted(set(options) - set(FIELDS))
+        if unknown:
+            raise TypeError(f"unknown run option(s) {', '.join(unknown)}; valid: {', '.join(FIELDS)}")
+        for need in ("method", "out"):
+            if need not in options:
+                raise TypeError(f"run option {need!r} is required")
+        preset = options.get("preset", "tiny")
+        if preset not in PRESETS:
+            raise DataError(None, f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
+        values = dict(options)
+        for k in PRESET_FIELDS:
+            if values.get(k) is None:
+                values[k] = copy.deepcopy(PRESETS[preset][k])
+        parts: dict[str, dict] = {node: {} for node in _NODES}
+        for name, value in values.items():
+            node, attr = FIELDS[name]
+            parts[node][attr] = value
+        parts["eval"]["seed"] = parts["key"].get("seed", 0)
+        if "plugins" in parts["execution"]:
+            parts["execution"]["plugins"] = tuple(parts["execution"]["plugins"])
+        return cls(**{node: _NODES[node](**kw) for node, kw in parts.items()})
+
+    def options(self) -> dict:
+        """The flat options (inverse of :meth:`from_options`)."""
+        return {name: copy.deepcopy(getattr(getattr(self, node), attr))
+                for name, (node, attr) in FIELDS.items()}
+
+    def replace(self, **options) -> "RunConfig":
+        """A copy with the named flat options changed (e.g. ``resume=True``, ``seed=1``); the
+        other values stay as they are (changing ``preset`` does not refill the preset's
+        options)."""
+        return RunConfig.from_options(**{**self.options(), **options})
+
+    def hashed(self) -> dict:
+        """The options that decide the numbers (every node but ``execution``), flat."""
+        return {k: v for k, v in self.options().items() if k not in EXECUTION_FIELDS}
+
+
+def config_record(cfg: RunConfig, method_config: dict, stage_hashes: dict,
+                  scenario_names: list[str]) -> dict:
+    """``config.json``: the hashed options, the resolved method config, the stage content hashes
+    and the order (name + scenarios), with ``config_hash`` over all of it.  The layout (flat)
+    and therefore the hash are those of every run made before the config became a tree."""
+    record = cfg.hashed()
+    record.update(method_config=method_config, stage_hashes=dict(stage_hashes),
+                  order={"name": cfg.key.order_name, "scenarios": list(scenario_names)})
+    record["config_hash"] = hash_json(record)
+    return record

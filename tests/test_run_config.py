@@ -1,0 +1,120 @@
+"""The typed run config: the tree, its flat options, and config hashes pinned to the values the
+flat RunConfig gave before the tree existed (results are compared by hash and ``--resume``
+checks it, so the refactor must not change a run's identity)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.io import DataError
+from benchmark.run_config import (EXECUTION_FIELDS, FIELDS, PRESETS, Execution, RunConfig, RunKey,
+                                  config_record)
+from evaluators.protocol import EvalSettings
+
+REPO = Path(__file__).resolve().parents[1]
+HASHES = {"corpus": "c0ffee0000000001", "split": "5p1170000000002", "tokenizer": "70ce000000000003",
+          "evaluator": "e7a1000000000004", "backbone": "bb00000000000005"}
+NAMES8 = ["Daily Life", "Sports", "Dance", "Shows", "Game", "Animation", "Instrument Play", "Acrobatics"]
+
+# config_hash of each case, computed with the flat RunConfig of commit 5135194 (before the tree):
+# resolved config + method config (preset train overrides, --set, joint budget) + fake stage
+# hashes + the 8 Table-1 subset names, through benchmark.runner._config_record
+CASES = {
+    "seq_lora_tiny": (dict(method="seq_lora", out="x", preset="tiny"), "0fe7c70fb0efc8f4"),
+    "mtl_test": (dict(method="mtl", out="y", preset="test", cache="/c", device="cuda", threads=3,
+                      resume=True, progress=False, stop_after=1, gradient_checkpointing=True),
+                 "3734cfe5bae160e8"),
+    "es_moe_mixed_custom": (dict(method="es_moe", out="z", setting="mixed", order="Dance,Sports",
+                                 seed=3, preset="long", full_matrix=True, max_test=16,
+                                 method_overrides={"with_plugins": "replay", "replay.mem_size": "50",
+                                                   "lr": "1e-3"},
+                                 generation={"max_new_tokens": 20, "top_k": 5, "batch_size": 128}),
+                            "f6110a0690038c15"),
+    "sapt_quick": (dict(method="sapt", out="w", preset="quick", order="2", seed=1, data="/d",
+                        tokenizer="/t", evaluator="/e", backbone="/b", plugins=("p.py",)),
+                   "40b6719dad77d1f7"),
+    "lwf_real": (dict(method="lwf_lora", out="v", preset="real", order="3", eval_repeats=3,
+                      r_precision_batch=16, mm_texts=0, mm_gens=0, n_samples=1, dtype="bfloat16"),
+                 "8de31957ceaa94e7"),
+}
+
+
+def _record(cfg: RunConfig) -> dict:
+    from benchmark.runner import method_config_for
+    from benchmark.strategy import registry
+
+    registry.discover(())
+    return config_record(cfg, method_config_for(cfg, len(NAMES8)).to_dict(), HASHES, NAMES8)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_config_hash_is_the_one_of_the_flat_config(name):
+    options, pinned = CASES[name]
+    record = _record(RunConfig.from_options(**options))
+    assert record["config_hash"] == pinned
+    # the record keeps its flat layout: the 20 hashed options + method_config, stage hashes
+    assert len(record) == 23 and not set(record) & set(EXECUTION_FIELDS)
+
+
+def test_execution_fields_do_not_change_the_hash():
+    a = RunConfig.from_options(method="seq_lora", out="a", preset="tiny")
+    b = a.replace(out="b", cache="/elsewhere", device="cuda", resume=True, progress=False,
+                  plugins=("x.py",), threads=7, stop_after=2, gradient_checkpointing=True,
+                  data="/d", tokenizer="/t", evaluator="/e", backbone="/b")
+    assert _record(a)["config_hash"] == _record(b)["config_hash"] == CASES["seq_lora_tiny"][1]
+    assert _record(a.replace(seed=1))["config_hash"] != _record(a)["config_hash"]
+
+
+def test_the_tree_and_its_flat_options():
+    cfg = RunConfig.from_options(method="es_moe", out="o", preset="test", seed=4, order="2",
+                                 max_test=5, method_overrides={"lr": "1e-3"}, device="cuda")
+    assert cfg.key == RunKey("es_moe", "unseen", "2", 4, "test")
+    assert cfg.eval == EvalSettings(seed=4, max_test=5, batch=3, repeats=2, mm_texts=2, mm_gens=2)
+    assert cfg.stages.corpus_scale == PRESETS["test"]["corpus_scale"]
+    assert cfg.train.overrides == {"lr": "1e-3"} and cfg.train.n_samples == 2
+    assert cfg.execution == Execution(out="o", device="cuda")
+    assert set(cfg.options()) == set(FIELDS) and len(FIELDS) == 33
+    assert RunConfig.from_options(**cfg.options()) == cfg
+    assert cfg.replace(seed=5).eval.seed == 5            # the evaluation follows the run seed
+    # the preset's values are copies: editing a config never edits the preset
+    cfg.stages.tiny_backbone["hidden_size"] = 1
+    assert PRESETS["test"]["tiny_backbone"]["hidden_size"] == 64
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(DataError, match="unknown preset 'huge'"):
+        RunConfig.from_options(method="m", out="o", preset="huge")
+    with pytest.raises(TypeError, match="unknown run option"):
+        RunConfig.from_options(method="m", out="o", max_tests=3)
+    cfg = RunConfig.from_options(method="m", out="o")
+    with pytest.raises(ValueError, match="eval.seed"):
+        RunConfig(key=RunKey("m", seed=1), stages=cfg.stages, eval=cfg.eval, train=cfg.train,
+                  execution=cfg.execution)
+
+
+def test_the_run_key_is_the_leaderboards_and_the_sweeps():
+    from benchmark.sweep import RunSpec
+    from leaderboard.runs import load_run
+
+    key = RunKey("seq_lora", "unseen", "Dance,Sports", 0)
+    assert key.order_name == "custom-dance-sports"
+    assert key.cell == ("seq_lora", "unseen", "custom-dance-sports", 0)
+    assert RunKey.from_result({"method": "seq_lora", "setting": "Unseen", "seed": 0,
+                               "order": {"name": "custom-dance-sports"}}).cell == key.cell
+    assert RunSpec("seq_lora", "unseen", "1", 2, Path("x")).label == "seq_lora/unseen/order1/seed2"
+    run = load_run(REPO / "docs" / "results-long" / "seq_lora")   # a flattened copy of a run folder
+    res = json.loads((REPO / "docs" / "results-long" / "seq_lora" / "result.json").read_text())
+    assert run.run_key == RunKey.from_result(res) == RunKey("seq_lora", "unseen", "1", 0, "tiny")
+    assert run.key == run.run_key.cell
+
+
+def test_resume_reads_a_checkpoint_of_the_flat_runner():
+    """The progress a checkpoint carries is the plain dict the runner wrote before RunState."""
+    from benchmark.runner import Progress
+
+    old = {"rows": [[{"fid": 1.0}]], "baseline": [{"fid": 2.0}], "ground_truth": [{"fid": 0.0}],
+           "failed": 1, "total": 9, "baseline_failed": 0, "baseline_total": 9, "elapsed": 3.5}
+    p = Progress.from_dict(old)
+    assert p.rows == [[{"fid": 1.0}]] and p.total == 9 and p.to_dict() == old
