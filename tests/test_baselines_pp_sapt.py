@@ -253,6 +253,69 @@ def test_sapt_reflection_on_stored_pseudo_samples(sapt):
         assert float(reflection_kl(scores4, last["attention"])) > 1e-3
 
 
+class _NoData:
+    """An experience whose dataset raises on any read (to prove none happens)."""
+
+    class dataset:                                   # noqa: N801 - stands in for a dataset
+        def __len__(self):
+            raise AssertionError("the scenario's stored data was read")
+
+        def __getitem__(self, i):
+            raise AssertionError("the scenario's stored data was read")
+
+    dataset = dataset()
+
+
+def test_sapt_generated_pseudo_samples_feed_the_selection_loss(tiny_backbone_dir):
+    """pseudo_source='generated' (default, as SAPT): the pseudo-prompts are sampled from the
+    model with the scenario's own block and never read the scenario's data; the reflection
+    loss sees pseudo-samples of every earlier scenario at every step; 'real' reads the data."""
+    from baselines.sapt import SAPT, SAPTConfig
+
+    assert SAPTConfig().pseudo_source == "generated"
+    cfg = SAPTConfig(batch_size=4, max_steps=2, lr=1e-2, n_pseudo=3, replay_batch_size=2)
+    s = SAPT(motion_lm=_motion_lm(tiny_backbone_dir), config=cfg, seed=0)
+    scenario = fake_scenario(n_tasks=3, n_train=8, n_test=2, n_codes=N_CODES)
+    real = {it["text"] for exp in scenario.train_stream for it in exp.dataset}
+    sizes: list[int] = []              # rows of every selector.scores call
+    calls: list[list[int]] = []        # the rows scored inside each reflection_loss call
+    orig = s.selector.scores
+
+    def spy(pooled):
+        sizes.append(len(pooled))
+        return orig(pooled)
+
+    s.selector.scores = spy
+    orig_loss = s.reflection_loss
+
+    def loss_spy():
+        start = len(sizes)
+        out = orig_loss()
+        calls.append(sizes[start:])
+        return out
+
+    s.reflection_loss = loss_spy
+    for k, exp in enumerate(scenario.train_stream):
+        calls.clear()
+        s.train(exp)
+        assert len(s.memory) == k + 1
+        if k:         # every step: replay_batch_size pseudo-samples of each earlier scenario
+            assert len(calls) == 2 and all(c == [2] * k for c in calls), calls
+    for mem in s.memory:
+        texts = [it["text"] for it in mem["items"]]
+        assert len(texts) == 3 and all(t.strip() for t in texts)
+    s.selector.scores = orig
+    with torch.no_grad():
+        s.memory.append(s.pseudo_samples(_NoData()))      # generated: the data is never read
+    assert len(s.memory[-1]["items"]) == 3
+    r = SAPT(motion_lm=_motion_lm(tiny_backbone_dir),
+             config=SAPTConfig(batch_size=4, max_steps=1, n_pseudo=2, pseudo_source="real"), seed=0)
+    r.train(scenario.train_stream[0])
+    assert {it["text"] for it in r.memory[0]["items"]} <= real
+    with pytest.raises(AssertionError, match="read"):
+        r.pseudo_samples(_NoData())
+
+
 def test_sapt_generation_and_checkpoint_round_trip(sapt, tiny_backbone_dir):
     from baselines.sapt import SAPT
 

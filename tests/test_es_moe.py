@@ -14,12 +14,19 @@ SMALL = {"batch_size": 4, "d_key": 16, "d_attn": 16, "d_ffn": 32, "emo_hidden": 
 
 
 # ---------------------------------------------------------------------- helpers
-def tiny_lm(hidden: int = 32, n_codes: int = 16):
+# two scenarios whose prompts share no word: their pooled token embeddings differ by construction
+WALK = ["a person walks happily forward", "someone walks slowly in anger", "a sad man walks home",
+        "the person walks with joy", "a fearful person walks away", "he walks calmly"]
+DANCE = ["dancer spins twirls gracefully", "ballerina leaps spins proudly", "dancer twirls angrily",
+         "ballerina spins sadly", "dancer leaps fearfully", "twirls leaps joyfully"]
+
+
+def tiny_lm(hidden: int = 32, n_codes: int = 16, texts=None):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from benchmark.backbone import MotionLM, train_text_tokenizer
 
-    tok = train_text_tokenizer(TEXTS)
+    tok = train_text_tokenizer(list(texts or TEXTS))
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
                       num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
@@ -50,12 +57,33 @@ def experiences(n_exp: int = 2, n_items: int = 8, n_codes: int = 16):
     return exps
 
 
-def strategy(name: str = "es_moe", **overrides):
+def strategy(name: str = "es_moe", texts=None, **overrides):
     from benchmark.strategy import discover, get_strategy, make_config
 
     discover()
     cfg = make_config(name, {**SMALL, **overrides})
-    return get_strategy(name).cls(motion_lm=tiny_lm(), config=cfg, seed=0)
+    return get_strategy(name).cls(motion_lm=tiny_lm(texts=texts), config=cfg, seed=0)
+
+
+def disjoint_experiences(n_items: int = 12, n_codes: int = 16):
+    """Two experiences: S0 prompts from WALK, S1 prompts from DANCE (no shared word)."""
+    from avalanche.benchmarks.scenarios.generic_scenario import CLScenario, EagerCLStream
+    from avalanche.benchmarks.utils import AvalancheDataset, DataAttribute
+
+    from benchmark.streams import _make_experience_class
+
+    Exp = _make_experience_class()
+    rng = np.random.default_rng(0)
+    exps = []
+    for e, texts in enumerate((WALK, DANCE)):
+        items = [{"id": f"{e}_{i}", "features": rng.integers(0, n_codes, int(rng.integers(3, 8))),
+                  "text": texts[i % len(texts)], "emotion": i % 7, "scenario": e, "subset": e}
+                 for i in range(n_items)]
+        data = AvalancheDataset([items], data_attributes=[
+            DataAttribute([it["emotion"] for it in items], "targets")])
+        exps.append(Exp(dataset=data, subset_name=f"S{e}", scenario_id=e))
+    CLScenario([EagerCLStream("train", exps)])
+    return exps
 
 
 def snapshot(params) -> list[torch.Tensor]:
@@ -178,6 +206,83 @@ def test_diagnostics_logged_per_experience():
     off = strategy("es_moe", diag_prompts=0)
     off.train(experiences(1)[0])
     assert off.diagnostics == [] and "diag_gate_entropy" not in off.history[-1]
+
+
+def test_routing_loss_sends_each_scenario_to_its_own_expert():
+    """Routing collapse (issue 13): with L_llm alone the gate sends the new scenario's prompts
+    to the old expert (the new one starts at B = 0, so at the first step only the old expert's
+    weight has a gradient).  Here the gate input cannot drift and differs by construction
+    (w/o CGED: the mean of the frozen token embeddings; the two scenarios share no word), so
+    with the routing loss each scenario's prompts must go to their own expert: the current
+    one by the loss on them, the earlier one by the loss on its anchors.  Without the loss
+    (lambda_route = 0, the paper's gate) the routing collapses."""
+    routed = {}
+    for lam in (1.0, 0.0):
+        s = strategy("es_moe_no_cged", texts=WALK + DANCE, epochs=3, lr=1e-2, diag_prompts=12,
+                     lambda_route=lam)
+        for exp in disjoint_experiences():
+            s.train(exp)
+        routed[lam] = s.diagnostics[-1]
+    on, off = routed[1.0], routed[0.0]
+    assert on["route_own"]["S0"] >= 0.9 and on["route_own"]["S1"] >= 0.9, on
+    assert on["route_current"] >= 0.9
+    assert off["route_current"] < 0.5, off                       # the collapse, without the fix
+
+
+def test_routing_loss_full_es_moe_routes_the_new_scenario_to_its_expert():
+    """With CGED (the gate reads pooled h) the routing loss brings the new scenario's prompts
+    to the new expert (route_current 0 -> 1 on this setting); the loss is logged per epoch."""
+    s = strategy("es_moe", texts=WALK + DANCE, epochs=3, lr=1e-2, diag_prompts=12)
+    for exp in disjoint_experiences():
+        s.train(exp)
+    assert s.diagnostics[-1]["route_current"] >= 0.9, s.diagnostics[-1]
+    assert s.history[-1]["route_loss"] > 0 and "route_loss" not in s.history[0]
+
+
+def test_routing_loss_trains_only_the_gate_and_anchors_are_kept():
+    """The routing loss is None with one expert, reaches the query network and the current
+    key only (pooled h is detached: CGED does not learn from it; earlier keys are frozen),
+    weighs each scenario equally; one anchor set (<= route_anchors centres of pooled h) per
+    finished scenario, checkpointed; the gate's input statistics are the count-weighted
+    mean and centred second moment of the training batches."""
+    from methods.es_moe.gate import ExpertGate
+
+    s = strategy("es_moe", texts=WALK + DANCE, route_anchors=3)
+    e0, e1 = disjoint_experiences(n_items=8)
+    assert s.route_loss(torch.zeros(2, 32)) is None
+    s.train(e0)
+    assert len(s.anchors) == 1 and s.anchors[0].shape == (3, 32)
+    s.train(e1)
+    assert len(s.anchors) == 2
+    gate, cged = s.method_modules["gate"], s.method_modules["cged"]
+    s.before_experience(e1)          # a third expert is being trained (only its key trains)
+    n = len(s.experts)
+    for p in s.method_modules.parameters():
+        p.grad = None
+    b = s.motion_lm.generation_inputs(DANCE[:4])
+    _, pooled, _ = s.encode(b["input_ids"], b["attention_mask"])
+    loss = s.route_loss(pooled)
+    loss.backward()
+    assert gate.keys[n - 1].grad is not None and gate.keys[n - 1].grad.abs().sum() > 0
+    assert all(gate.keys[j].grad is None for j in range(n - 1))
+    assert gate.down.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in cged.parameters())
+    # the mean over scenarios of each scenario's mean cross-entropy
+    rows = [pooled.detach(), *s.anchors]
+    ce = [torch.nn.functional.cross_entropy(gate.scores(r, n), torch.full((len(r),), j))
+          for j, r in zip([n - 1, 0, 1], rows)]
+    assert float(loss) == pytest.approx(float(sum(ce) / 3), rel=1e-5)
+    t = strategy("es_moe", texts=WALK + DANCE, route_anchors=3)
+    t.restore(s.checkpoint_state())
+    assert all(torch.equal(a, b) for a, b in zip(t.anchors, s.anchors))
+    assert torch.equal(t.method_modules["gate"].in_mean, gate.in_mean)
+    g = ExpertGate(4, d_key=8, max_experts=8, center=True)
+    x = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+    g.observe(x[:3]); g.observe(x[3:])
+    assert torch.allclose(g.in_mean, x.mean(0), atol=1e-6)
+    assert float(g.in_sq) == pytest.approx(float((x - x.mean(0)).pow(2).sum(-1).mean()), rel=1e-5)
+    z = g.standardize(x)
+    assert float(z.mean(0).abs().max()) < 1e-5 and float(z.pow(2).sum(-1).mean()) == pytest.approx(1, rel=1e-4)
 
 
 def test_injection_is_bounded_by_the_embedding_size():

@@ -4,7 +4,9 @@ experts trained so far.  The projection is SAPT's ``trans_input`` (which the pap
 bias-free Linear d -> d_down, bias-free Linear d_down -> d_key, SiLU, LayerNorm: no bias can
 swamp a small input (embeddings of std 0.02 otherwise give nearly the same routing for every
 prompt) and the query has a fixed size whatever the scale of h.  ``norm=False`` is the earlier
-Linear-SiLU-Linear with biases.  Keys are rows of one orthogonally initialised (max_experts, d_key)
+Linear-SiLU-Linear with biases.  ``center``: the input is first centred and scaled by running
+statistics of the training batches (:meth:`ExpertGate.observe`), since pooled h is dominated by
+a component every prompt shares.  Keys are rows of one orthogonally initialised (max_experts, d_key)
 matrix, kept as one ``Parameter`` per expert so that only the current expert's key trains.
 
 During training, earlier experts are dropped from the weighting at random (each independently,
@@ -35,7 +37,7 @@ class ExpertGate(nn.Module):
     """
 
     def __init__(self, d_model: int, d_key: int = 64, d_down: int = 32, max_experts: int = 8,
-                 norm: bool = True):
+                 norm: bool = True, center: bool = False):
         super().__init__()
         if d_key < max_experts:
             raise ValueError(f"d_key ({d_key}) must be >= max_experts ({max_experts}) for "
@@ -49,12 +51,39 @@ class ExpertGate(nn.Module):
         nn.init.orthogonal_(keys)                          # orthonormal rows
         self.keys = nn.ParameterList([nn.Parameter(k.clone()) for k in keys])
         self.max_experts = max_experts
+        self.center = bool(center)
+        # running statistics of the gate input over every training batch seen (count-weighted,
+        # all scenarios alike): mean (d,) and the mean squared norm of the centred input
+        self.register_buffer("in_count", torch.zeros(()))
+        self.register_buffer("in_mean", torch.zeros(d_model))
+        self.register_buffer("in_sq", torch.ones(()))
+
+    @torch.no_grad()
+    def observe(self, h_pooled: torch.Tensor) -> None:
+        """Add a training batch (B, d) to the running input statistics (``center``)."""
+        x = h_pooled.detach().float()
+        n, c = float(len(x)), float(self.in_count)
+        mean = (self.in_mean * c + x.sum(0)) / (c + n)
+        sq_new = (x - mean).pow(2).sum(-1).mean()
+        # old centred second moment, moved to the new mean, then mixed by counts
+        sq_old = self.in_sq + (self.in_mean - mean).pow(2).sum()
+        self.in_sq.copy_((sq_old * c + sq_new * n) / (c + n) if c else sq_new)
+        self.in_mean.copy_(mean)
+        self.in_count.add_(n)
+
+    def standardize(self, h_pooled: torch.Tensor) -> torch.Tensor:
+        """(h - running mean) / running RMS of the centred input (identity if not ``center``)."""
+        x = h_pooled.float()
+        if not self.center or float(self.in_count) == 0:
+            return x
+        return (x - self.in_mean) / self.in_sq.clamp_min(1e-12).sqrt()
 
     def query(self, h_pooled: torch.Tensor) -> torch.Tensor:
         """(B, d) -> (B, d_key): LN(SiLU(up(down(h)))) (SAPT's order), or up(SiLU(down(h)))."""
+        x = self.standardize(h_pooled)
         if self.norm:
-            return self.ln(self.act(self.up(self.down(h_pooled.float()))))
-        return self.up(self.act(self.down(h_pooled.float())))
+            return self.ln(self.act(self.up(self.down(x))))
+        return self.up(self.act(self.down(x)))
 
     def scores(self, h_pooled: torch.Tensor, n_experts: int) -> torch.Tensor:
         """(B, d) -> (B, n_experts) query . K_j for the first ``n_experts`` keys."""

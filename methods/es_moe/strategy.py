@@ -7,6 +7,9 @@ emotion-highlighted h (B, T, d) and its masked mean (B, d); the emotion head on 
 h is added to the prompt embeddings through a zero-initialised tanh gate (the LM starts from its
 own input and learns how much of h to use); the pooled h drives the expert gate (Eq. 4) whose
 per-sample weights (B, E) mix the LoRA experts in the shared :class:`ExpertBank`.
+A routing loss (our addition, ``lambda_route``) trains the gate toward the current expert on
+the current prompts and toward expert j on scenario j's anchors (K-means centres of its pooled
+h): with L_llm alone the gate collapses onto the old expert (docs/es_moe.md).
 At generation the gate and the injection are computed once per prompt and held fixed.
 Ablations are switches (``cged``, ``samoe``, ``lambda_emo``) registered under their own names.
 """
@@ -62,6 +65,19 @@ class ESMoEConfig(StrategyConfig):
     inject_norm: bool = field(default=True, metadata={
         "help": "h is brought to the embedding's per-token RMS before tanh(a) * h is added "
                 "(False: raw h, ~4-5x the embedding RMS)"})
+    lambda_route: float = field(default=1.0, metadata={
+        "help": "weight of the routing loss: cross-entropy of the gate (Eq. 4 scores, no "
+                "masking, no top-k) toward the current expert on the current scenario's "
+                "prompts and toward expert j on scenario j's route anchors (our addition: "
+                "with L_llm alone the gate collapses onto the old expert; 0 = off)"})
+    gate_center: bool = field(default=True, metadata={
+        "help": "the gate reads pooled h minus its running mean over all training batches, "
+                "divided by the running RMS of the centred input (without it a component "
+                "shared by every prompt dominates h and the query is nearly the same for all)"})
+    route_anchors: int = field(default=4, metadata={
+        "help": "K-means centres of the pooled h of each finished scenario's training "
+                "prompts kept for the routing loss (d floats each; no prompt is stored; "
+                "0 = none)"})
     diag_prompts: int = field(default=32, metadata={
         "help": "prompts per experience kept for the per-experience diagnostics only (gate "
                 "entropy, usage per subset...; never trained on; 0 = no diagnostics)"})
@@ -72,6 +88,8 @@ class ESMoEConfig(StrategyConfig):
                   (0 <= self.mask_p0 <= 1, "mask_p0 must be in [0, 1]"),
                   (self.top_k >= 0, "top_k must be >= 0"),
                   (self.diag_prompts >= 0, "diag_prompts must be >= 0"),
+                  (self.lambda_route >= 0, "lambda_route must be >= 0"),
+                  (self.route_anchors >= 0, "route_anchors must be >= 0"),
                   (self.d_key >= self.max_experts, "d_key must be >= max_experts"),
                   (self.n_emotions >= 0, "n_emotions must be >= 0 (0 = from the corpus)"),
                   (min(self.n_dict, self.d_attn, self.d_ffn, self.emo_hidden,
@@ -96,11 +114,13 @@ class ESMoE(MotionLMStrategy):
                                                    c.emo_hidden, seed=self.seed)
             if c.samoe:
                 self.method_modules["gate"] = ExpertGate(d, c.d_key, c.d_down, c.max_experts,
-                                                         norm=c.gate_norm)
+                                                         norm=c.gate_norm, center=c.gate_center)
         # declared state (checkpointed): the masking generator and the diagnostics
         self._mask_gen = self.keep("_mask_gen", torch.Generator().manual_seed(self.seed))
         self.diag_items: list[dict] = self.keep("diag_items", [])   # {"subset", "texts", "emotions"}
         self.diagnostics: list[dict] = self.keep("diagnostics", [])  # see :meth:`diagnose`
+        # per finished scenario j: (route_anchors, d) centres of its pooled h (routing loss)
+        self.anchors: list[torch.Tensor] = self.keep("anchors", [])
         self.last_weights: torch.Tensor | None = None   # gate weights of the last training step
 
     # ------------------------------------------------------------------ experts
@@ -127,6 +147,8 @@ class ESMoE(MotionLMStrategy):
         if self.config.samoe:
             lora.freeze_adapter(self.motion_lm, self.experts[-1])
             self.method_modules["gate"].keys[len(self.experts) - 1].requires_grad_(False)
+            if self.config.lambda_route > 0 and self.config.route_anchors > 0:
+                self.anchors.append(self.route_anchor_centres(experience))
         if self.config.diag_prompts:
             self._keep_diag_items(experience)
             self.diagnostics.append(self.diagnose())
@@ -149,7 +171,7 @@ class ESMoE(MotionLMStrategy):
         """Per-experience diagnostics on the kept prompts of every subset seen so far (eval
         mode, no masking): gate entropy (nats) and the fraction of prompts whose top expert
         is the current one (on the current subset), the mean gate weight of every expert on
-        every subset, tanh(alpha), ||injection|| / ||X|| and ||h|| / ||X|| on the prompt
+        every subset, per subset j the fraction routed to its own expert j (``route_own``), tanh(alpha), ||injection|| / ||X|| and ||h|| / ||X|| on the prompt
         tokens, and the emotion head's accuracy on the current subset's kept prompts."""
         c = self.config
         out: dict = {"experience": self.exp_counter + 1, "usage": {}}
@@ -162,6 +184,8 @@ class ESMoE(MotionLMStrategy):
                 if c.samoe:
                     w = self.gate_weights(pooled, train=False)
                     out["usage"][d["subset"]] = w.mean(0).tolist()
+                    own = float((w.argmax(-1) == j).float().mean())   # subset j <-> expert j
+                    out.setdefault("route_own", {})[d["subset"]] = own
                     if current:
                         ent = -(w * w.clamp_min(1e-12).log()).sum(-1)
                         out["gate_entropy"] = float(ent.mean())
@@ -181,6 +205,44 @@ class ESMoE(MotionLMStrategy):
                         pred = cged.emotion_logits(pooled).argmax(-1)
                         out["emo_acc"] = float((pred == emo).float().mean())
         return out
+
+    # ------------------------------------------------------------------ routing loss
+    @torch.no_grad()
+    def route_anchor_centres(self, experience, chunk: int = 256) -> torch.Tensor:
+        """(<= route_anchors, d) K-means centres of the pooled h (the gate's input) of the
+        experience's training prompts, computed once at its end (eval mode)."""
+        from sklearn.cluster import KMeans
+
+        texts = [item["text"] for item in experience.dataset]
+        pooled = []
+        with self.eval_mode(self.model, self.method_modules):
+            for s in range(0, len(texts), chunk):
+                b = self.motion_lm.generation_inputs(texts[s: s + chunk])
+                _, p, _ = self.encode(b["input_ids"].to(self.device),
+                                      b["attention_mask"].to(self.device))
+                pooled.append(p.float().cpu())
+        x = torch.cat(pooled).numpy().astype(np.float64)
+        k = min(self.config.route_anchors, len(np.unique(x.round(6), axis=0)))
+        km = KMeans(n_clusters=k, random_state=self.seed, n_init=4).fit(x)
+        return torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=self.device)
+
+    def route_loss(self, pooled: torch.Tensor) -> torch.Tensor | None:
+        """Cross-entropy of the gate scores (all trained experts, unmasked) toward the
+        current expert on this batch's pooled h (detached: only the gate learns from it)
+        and toward expert j on scenario j's anchors; the mean over scenarios (each seen
+        scenario weighs the same).  None with one expert (the loss is 0 there)."""
+        n = len(self.experts)
+        if n < 2:
+            return None
+        gate = self.method_modules["gate"]
+        groups = [(pooled.detach().float(), n - 1)]
+        groups += [(a, j) for j, a in enumerate(self.anchors[: n - 1])]
+        rows = torch.cat([g for g, _ in groups])
+        target = torch.cat([torch.full((len(g),), j, dtype=torch.long, device=rows.device)
+                            for g, j in groups])
+        ce = torch.nn.functional.cross_entropy(gate.scores(rows, n), target, reduction="none")
+        sizes = torch.tensor([len(g) for g, _ in groups], device=rows.device, dtype=ce.dtype)
+        return (ce / sizes.repeat_interleave(sizes.long())).sum() / len(groups)
 
     # ------------------------------------------------------------------ CGED inputs
     @torch.no_grad()
@@ -249,17 +311,28 @@ class ESMoE(MotionLMStrategy):
                 raise DataError(None, "ES-MoE's L_emo needs an 'emotion' label on every item",
                                 "build the stream from a corpus with labels.csv emotions")
             emo = self.method_modules["cged"].emotion_loss(pooled, b["emotion"])
+        if self.config.samoe:
+            self.method_modules["gate"].observe(pooled)
         w = self.gate_weights(pooled, train=True) if self.config.samoe else None
         with self.routing(w):
             out = self.model(inputs_embeds=x, attention_mask=b["attention_mask"], labels=b["labels"])
         if emo is not None:
             out["emo_loss"] = emo           # read by loss_terms
+        if self.config.samoe and self.config.lambda_route > 0:
+            route = self.route_loss(pooled)
+            if route is not None:
+                out["route_loss"] = route
         return out
 
     def loss_terms(self, batch: dict, outputs) -> dict[str, torch.Tensor]:
-        """lambda * L_emo (none when CGED is off or lambda = 0), logged as ``emo_loss``."""
-        emo = outputs.get("emo_loss")
-        return {} if emo is None else {"emo_loss": self.config.lambda_emo * emo}
+        """lambda * L_emo (none when CGED is off or lambda = 0), logged as ``emo_loss``, and
+        lambda_route * the routing loss (from the second expert on), logged as ``route_loss``."""
+        terms = {}
+        if outputs.get("emo_loss") is not None:
+            terms["emo_loss"] = self.config.lambda_emo * outputs["emo_loss"]
+        if outputs.get("route_loss") is not None:
+            terms["route_loss"] = self.config.lambda_route * outputs["route_loss"]
+        return terms
 
     # ------------------------------------------------------------------ generation
     def route(self, batch):
@@ -282,9 +355,11 @@ class ESMoE(MotionLMStrategy):
 def _flat_diagnostics(d: dict) -> dict:
     """Diagnostics as flat numeric columns for train_log.csv (``diag_usage_s<j>_e<k>``:
     mean weight of expert k on the j-th subset of the order, both 1-based)."""
-    flat = {f"diag_{k}": v for k, v in d.items() if k not in ("usage", "experience")}
+    flat = {f"diag_{k}": v for k, v in d.items() if k not in ("usage", "experience", "route_own")}
     for j, w in enumerate(d.get("usage", {}).values()):
         flat.update({f"diag_usage_s{j + 1}_e{k + 1}": float(v) for k, v in enumerate(w)})
+    for j, v in enumerate(d.get("route_own", {}).values()):
+        flat[f"diag_route_own_s{j + 1}"] = float(v)
     return flat
 
 
