@@ -173,6 +173,7 @@ class Execution:
     threads: int = 0                     # torch threads (0 = torch's default)
     stop_after: int = 0                  # test hook: stop after this many experiences (0 = all)
     gradient_checkpointing: bool = False # recompute activations in backward (same numbers)
+    log: tuple[str, ...] = ()            # training-curve loggers besides train_log.csv: tensorboard, wandb
     # inputs by path (None / "tiny" = built in the cache); their content hashes are recorded
     data: str | None = None
     tokenizer: str | None = None
@@ -235,6 +236,11 @@ class RunConfig:
         if preset not in PRESETS:
             raise DataError(None, f"unknown preset {preset!r}", f"choose one of: {', '.join(PRESETS)}")
         values = dict(options)
+        if "+" in str(values["method"]):  # method es_moe+replay == method es_moe --with replay
+            from benchmark.identity import with_label_plugins
+
+            values["method"], values["method_overrides"] = with_label_plugins(
+                values["method"], values.get("method_overrides"))
         for k in PRESET_FIELDS:
             if values.get(k) is None:
                 values[k] = copy.deepcopy(PRESETS[preset][k])
@@ -243,8 +249,9 @@ class RunConfig:
             node, attr = FIELDS[name]
             parts[node][attr] = value
         parts["eval"]["seed"] = parts["key"].get("seed", 0)
-        if "plugins" in parts["execution"]:
-            parts["execution"]["plugins"] = tuple(parts["execution"]["plugins"])
+        for name in ("plugins", "log"):
+            if name in parts["execution"]:
+                parts["execution"][name] = tuple(parts["execution"][name])
         return cls(**{node: _NODES[node](**kw) for node, kw in parts.items()})
 
     def options(self) -> dict:

@@ -128,10 +128,15 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     """The grid in a stable order: methods outermost, so a partial sweep covers whole methods.
     A joint method (``joint = True``, e.g. MTL) trains on everything at once, so the scenario
     order does not matter: it runs once per seed per setting (the first order)."""
+    from benchmark.identity import merge_plugins, overrides_plugins, run_label, split_label
+
     plugins = tuple(cfg.run_options.get("plugins", ()))
+    extra = overrides_plugins(cfg.run_options.get("method_overrides"))     # --with for all
     specs = []
-    for method in cfg.methods:
-        joint = _is_joint(method, plugins)
+    for name in cfg.methods:
+        base, own = split_label(name)
+        method = run_label(base, merge_plugins(own, extra))   # the run's identity: es_moe+replay
+        joint = _is_joint(base, plugins)
         for setting in cfg.settings:
             orders = cfg.orders[:1] if joint else cfg.orders
             for order in orders:
@@ -221,11 +226,15 @@ def _die(sig: str) -> None:
 
 
 def make_run_config(spec: RunSpec, run_options: dict, resume: bool = False):
-    """The :class:`benchmark.run_config.RunConfig` of one cell."""
+    """The :class:`benchmark.run_config.RunConfig` of one cell (``spec.method`` is the run's
+    label, e.g. es_moe+replay: the registered method + its plugins)."""
+    from benchmark.identity import with_label_plugins
     from benchmark.run_config import RunConfig
 
-    return RunConfig.from_options(method=spec.method, out=str(spec.out), setting=spec.setting,
-                                  order=spec.order, seed=spec.seed, resume=resume, **run_options)
+    method, overrides = with_label_plugins(spec.method, run_options.get("method_overrides"))
+    opts = {**run_options, "method_overrides": overrides}
+    return RunConfig.from_options(method=method, out=str(spec.out), setting=spec.setting,
+                                  order=spec.order, seed=spec.seed, resume=resume, **opts)
 
 
 def prepare_stages(cfg: SweepConfig) -> None:
@@ -434,7 +443,9 @@ def _execute_slurm(pending: list[RunSpec], cfg: SweepConfig, threads: int) -> It
 def add_grid_args(p) -> None:
     """Arguments shared by ``sweep`` and ``bench``."""
     p.add_argument("--methods", default=",".join(PAPER_METHODS),
-                   help="comma-separated registered names, or 'all' (default: the paper's 11 systems)")
+                   help="comma-separated registered names, or 'all' (default: the paper's 11 "
+                        "systems); NAME+PLUGIN[+PLUGIN] composes CL plugins, e.g. "
+                        "seq_lora,es_moe,es_moe+replay (--with adds plugins to every method)")
     p.add_argument("--settings", default="unseen,mixed", help="comma-separated: unseen,mixed")
     p.add_argument("--orders", default="1,2,3",
                    help="comma-separated order numbers (1,2,3); an explicit order is ';'-separated "
@@ -470,13 +481,20 @@ def grid_from_args(args) -> dict:
 
         load_plugin(plugin)
     discover()
+    from benchmark.identity import split_label
+    from benchmark.strategy.plugins import PLUGINS
+
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if methods == ["all"]:
         methods = list(available())
-    unknown = [m for m in methods if m not in available()]
+    unknown = [m for m in methods if split_label(m)[0] not in available()]
     if unknown:
         raise DataError(None, f"unknown method(s) {unknown}",
                         f"choose from {', '.join(sorted(available()))}")
+    bad = sorted({p for m in methods for p in split_label(m)[1] if p not in PLUGINS})
+    if bad:
+        raise DataError(None, f"unknown plugin(s) {bad} in --methods",
+                        f"compose a method with {', '.join(sorted(PLUGINS))}, e.g. es_moe+replay")
     orders = parse_orders(args.orders)
     return dict(methods=methods, settings=[s.strip() for s in args.settings.split(",") if s.strip()],
                 orders=orders, seeds=[int(s) for s in args.seeds.split(",") if s.strip()],

@@ -28,14 +28,26 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "^": r"\textasciicircum{}"}
 
 
+PLUGIN_DISPLAY: dict[str, str] = {"replay": "Replay", "ewc": "EWC", "lwf": "LwF"}
+
+
 def display_name(method: str) -> str:
-    return METHOD_DISPLAY.get(method, method)
+    """Table name of a run label: ``es_moe`` -> ES-MoE, ``es_moe+replay`` -> ES-MoE + Replay."""
+    from benchmark.identity import split_label
+
+    base, plugins = split_label(method)
+    return " + ".join([METHOD_DISPLAY.get(base, base), *(PLUGIN_DISPLAY.get(p, p) for p in plugins)])
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
-    """Paper order for registered methods, then the rest alphabetically."""
+    """Paper order for registered methods (a composed label ``es_moe+replay`` right after its
+    method), then the rest alphabetically."""
+    from benchmark.identity import split_label
+
     order = list(METHOD_DISPLAY)
-    return (order.index(method), "") if method in order else (len(order), method.lower())
+    base, plugins = split_label(method)
+    rest = "+".join(plugins)
+    return (order.index(base), rest) if base in order else (len(order), method.lower())
 
 
 def latex_escape(text: str) -> str:

@@ -10,6 +10,8 @@ the scenario with ``payload = motion tokenizer codes``).  What the template does
   that computes more in its forward pass puts it into the output (``out["name"] = tensor``);
 * ``criterion``: LM loss + the sum of :meth:`loss_terms`, every term logged per epoch in
   ``history`` (train_log.csv) under its name, with ``lm_loss`` and their sum ``extra_loss``;
+  the same rows go through the Avalanche ``evaluator`` (:mod:`benchmark.strategy.curves`) to
+  its loggers (``loggers=[...]``: TensorBoard, W&B);
 * ``make_optimizer``: AdamW (torch's fused kernel on CPU/CUDA) over the parameters that
   ``requires_grad`` after :meth:`before_experience` (+ ``method_modules``), state reset or
   carried by parameter name;
@@ -28,27 +30,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
-from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 from torch.utils.data import DataLoader
 
 from benchmark import seed as _seed
 from benchmark.strategy import lora
 from benchmark.strategy.config import StrategyConfig
+from benchmark.strategy.curves import evaluation_plugin
 from benchmark.strategy.experts import ExpertBank
 from benchmark.strategy.plugins import CLPlugin, make_plugins
-
-
-def _silent_evaluator() -> EvaluationPlugin:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No loggers specified")
-        return EvaluationPlugin(loggers=[])
 
 
 def _fused_ok(params: Sequence[torch.Tensor]) -> bool:
@@ -157,7 +152,8 @@ class MotionLMStrategy(SupervisedTemplate):
 
     def __init__(self, *, motion_lm, config: StrategyConfig | None = None,
                  device: str | torch.device = "cpu", plugins: Sequence | None = None,
-                 seed: int = 0, progress: bool = False, label_spaces: dict | None = None):
+                 seed: int = 0, progress: bool = False, label_spaces: dict | None = None,
+                 loggers: Sequence = ()):
         self._kept: dict[str, bool] = {}              # declared state: name -> on the device
         # the corpus's label spaces ({"emotions": (...), "scenarios": (...)}), passed by the
         # runner so a method can size its heads from the data (empty when built by hand)
@@ -179,7 +175,8 @@ class MotionLMStrategy(SupervisedTemplate):
         super().__init__(model=motion_lm.model, optimizer=placeholder,
                          train_mb_size=self.config.batch_size, train_epochs=self.config.epochs,
                          eval_mb_size=self.config.batch_size, device=device,
-                         plugins=plugins, evaluator=_silent_evaluator(), eval_every=-1)
+                         plugins=plugins, evaluator=evaluation_plugin(loggers),  # curves
+                         eval_every=-1)
         self._check_plugin_names()
 
     # the model lives in the MotionLM (peft wraps it when the first adapter is added)

@@ -1,0 +1,64 @@
+"""Run identity of composed methods: ``es_moe`` + the replay plugin is the system ``es_moe+replay``.
+
+A run's **label** is its registered method name followed by the composable CL plugins it uses
+(``with_plugins``, ``--with``), in their order, joined by ``+``.  The label is what a run is
+called everywhere a run is named: ``result.json``'s ``"method"`` (and so the leaderboard's rows,
+groups and statistics), the sweep's run folders (``OUT/<label>/<setting>/...``) and ``l2emg
+sweep --methods es_moe,es_moe+replay``.  ``config.json`` keeps the registered name in
+``"method"`` and the plugins in ``method_config.with_plugins`` (both in the config hash).
+
+Pure string functions: the leaderboard imports this without any training code.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+SEPARATOR = "+"
+
+
+def plugin_list(value) -> list[str]:
+    """``"ewc,replay"`` / ``["ewc", "replay"]`` / ``None`` -> ``["ewc", "replay"]``."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(s).strip() for s in items if str(s).strip()]
+
+
+def run_label(method: str, plugins: Iterable[str] = ()) -> str:
+    """``("es_moe", ["replay"])`` -> ``"es_moe+replay"``; no plugins -> the method name."""
+    return SEPARATOR.join([method, *plugin_list(list(plugins))])
+
+
+def split_label(label: str) -> tuple[str, list[str]]:
+    """Inverse of :func:`run_label`: ``"es_moe+ewc+replay"`` -> ``("es_moe", ["ewc", "replay"])``."""
+    method, *plugins = [p.strip() for p in str(label).split(SEPARATOR)]
+    return method, [p for p in plugins if p]
+
+
+def merge_plugins(*groups) -> list[str]:
+    """Plugin lists joined in order, each plugin once (``--methods x+replay --with ewc,replay``
+    -> ``["replay", "ewc"]``)."""
+    out: list[str] = []
+    for group in groups:
+        for p in plugin_list(group):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def overrides_plugins(overrides: dict | None) -> list[str]:
+    """The plugins a method-config override dict asks for (``with_plugins`` or its ``with``
+    alias, as ``--with`` / ``--set with_plugins=...`` give them)."""
+    overrides = overrides or {}
+    return merge_plugins(overrides.get("with_plugins"), overrides.get("with"))
+
+
+def with_label_plugins(label: str, overrides: dict | None) -> tuple[str, dict]:
+    """``(label, method overrides)`` -> ``(registered method, overrides)`` whose
+    ``with_plugins`` holds the label's plugins followed by those the overrides already named."""
+    method, plugins = split_label(label)
+    out = {k: v for k, v in (overrides or {}).items() if k not in ("with_plugins", "with")}
+    merged = merge_plugins(plugins, overrides_plugins(overrides))
+    if merged:
+        out["with_plugins"] = ",".join(merged)
+    return method, out
