@@ -543,11 +543,9 @@ def run_args(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
                                   "es_moe_no_emo_loss"])
 def test_l2emg_run_each_registered_name(name, run_args, tmp_path):
     import json
-    import time
 
     from benchmark.cli import main
 
-    start = time.perf_counter()
     out = tmp_path / name
     assert main(["run", "--method", name, "--out", str(out), *run_args]) == 0
     res = json.loads((out / "result.json").read_text())
@@ -556,7 +554,6 @@ def test_l2emg_run_each_registered_name(name, run_args, tmp_path):
     assert cfg["method_config"]["cged"] == (name != "es_moe_no_cged")
     assert cfg["method_config"]["samoe"] == (name != "es_moe_no_samoe")
     assert (cfg["method_config"]["lambda_emo"] == 0) == (name == "es_moe_no_emo_loss")
-    assert time.perf_counter() - start < 60
 
 
 @pytest.mark.slow
