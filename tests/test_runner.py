@@ -221,7 +221,7 @@ def test_untrained_row_sits_at_chance_and_training_beats_it(base_cfg, tmp_path):
     from scipy import stats
 
     cfg = {**base_cfg, "order": "Daily Life", "max_test": 16, "eval_repeats": 5,
-           "method_overrides": {"max_steps": 60, "epochs": 20}}
+           "method_overrides": {"max_steps": 120, "epochs": 40}}
     out = run(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "run"), **cfg))
     res = json.loads((out / "result.json").read_text())
     base = pd.read_csv(out / "matrices" / "baseline.csv", index_col=0)["Daily Life"]
