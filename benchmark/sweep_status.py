@@ -19,6 +19,7 @@ import socket
 from pathlib import Path
 
 from benchmark.io import DataError
+from benchmark.run_config import RunKey
 
 STATES = ("finished", "running", "interrupted", "failed", "pending")
 _RUN_FILES = ("result.json", "progress.json", "config.json", "failed.json", "running.json")
@@ -96,7 +97,7 @@ def sweep_status(runs_dir: str | Path) -> list[dict]:
     for folder in extra:
         cfg = _read_json(folder / "config.json") or {}
         order = cfg.get("order", {})
-        label = (f"{cfg['method']}/{cfg.get('setting')}/order{order.get('name', '?')}/seed{cfg.get('seed')}"
+        label = (RunKey(cfg["method"], cfg.get("setting"), order.get("name", "?"), cfg.get("seed")).label
                  if "method" in cfg else str(folder.relative_to(root.resolve())))
         rows.append({"label": label, "folder": str(folder), **run_state(folder)})
     if not rows:
