@@ -241,6 +241,8 @@ class RunConfig:
 
             values["method"], values["method_overrides"] = with_label_plugins(
                 values["method"], values.get("method_overrides"))
+        if values.get("method_overrides") is None:       # None = no --set / --with
+            values.pop("method_overrides", None)
         for k in PRESET_FIELDS:
             if values.get(k) is None:
                 values[k] = copy.deepcopy(PRESETS[preset][k])

@@ -151,12 +151,16 @@ def run(cfg: RunConfig) -> Path:
     import torch
     from threadpoolctl import threadpool_limits
 
-    threads = cfg.execution.threads
+    threads, before = cfg.execution.threads, torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    # numpy/scipy BLAS (FID's sqrtm...) on small matrices: threads only add contention with torch
-    with threadpool_limits(limits=max(1, threads), user_api="blas"):
-        return _run(cfg)
+    try:
+        # numpy/scipy BLAS (FID's sqrtm...) on small matrices: threads only add contention with torch
+        with threadpool_limits(limits=max(1, threads), user_api="blas"):
+            return _run(cfg)
+    finally:                       # a library call leaves the caller's thread count as it found it
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _run(cfg: RunConfig) -> Path:

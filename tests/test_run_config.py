@@ -93,6 +93,8 @@ def test_the_method_config_is_the_presets_then_set_then_the_joint_budget():
     assert (seq.lr, seq.max_steps) == (1e-3, PRESETS["test"]["train"]["max_steps"])
     mtl = method_config_for(RunConfig.from_options(method="mtl", out="o", preset="test"), 3)
     assert mtl.max_steps == 3 * PRESETS["test"]["train"]["max_steps"]
+    none = RunConfig.from_options(method="seq_lora", out="o", preset="test", method_overrides=None)
+    assert none == RunConfig.from_options(method="seq_lora", out="o", preset="test")   # None = no --set
 
 
 def test_bad_options_are_refused():
