@@ -10,6 +10,10 @@
   (subsets of one run are not independent runs).
 * Methods: Friedman across methods with blocks = (setting, order, seed), Nemenyi post-hoc
   (scikit-posthocs), average ranks (1 = best, direction-aware) and the critical difference.
+* Methods paired by test subset: for every pair of methods, a Wilcoxon signed-rank test over
+  the (setting, order, seed, subset) blocks both have (Holm over the pairs), rank-biserial r
+  and how many blocks each wins.  It exists with one run per method (8 blocks), with the same
+  caveat as the order test: it compares these training runs, not methods across runs.
 * Each method's mean with a bootstrap 95% CI (scipy.stats.bootstrap).
 """
 from __future__ import annotations
@@ -227,6 +231,42 @@ def method_tests(per_run: pd.DataFrame, metric: str, alpha: float = 0.05) -> Sta
     return result
 
 
+def subset_pair_tests(per_subset: pd.DataFrame, metric: str, alpha: float = 0.05) -> list[dict]:
+    """Every pair of methods on the per-subset terms of ``metric``: blocks = (setting, order,
+    seed, subset) present for both (e.g. one run each of the same order and seed gives the N
+    subsets).  Wilcoxon signed-rank, Holm over the pairs, rank-biserial r of a - b, and in
+    ``statistic``'s place of the report the blocks won by a (direction-aware)."""
+    if per_subset is None or not len(per_subset) or per_subset["method"].nunique() < 2:
+        return []
+    tab = per_subset.pivot_table(index=["setting", "order", "seed", "subset"], columns="method",
+                                 values="value", aggfunc="mean")
+    lower = is_lower_better(metric)
+    rows, tests = [], []
+    for a, b in itertools.combinations(sorted(tab.columns), 2):
+        pair = tab[[a, b]].dropna()
+        n = len(pair)
+        base = dict(analysis="methods_subset_wilcoxon", metric=metric, method="",
+                    setting=",".join(sorted(pair.index.get_level_values("setting").unique())),
+                    group_a=a, group_b=b, n_blocks=n, k=2)
+        if n < 2:
+            rows.append(_row(note=f"not tested: needs >= 2 common blocks, have {n}", **base))
+            tests.append(None)
+            continue
+        x, y = pair[a].to_numpy(), pair[b].to_numpy()
+        stat, p, r = _wilcoxon(x, y)
+        wins = int(np.sum(x < y) if lower else np.sum(x > y))
+        rows.append(_row(statistic=stat, p_value=p, effect_size=r, effect_name="rank_biserial",
+                         mean=float(np.mean(x - y)), ci_low=float(wins),
+                         note=f"{a} better on {wins}/{n} blocks" +
+                         ("" if n >= 6 else f"; n={n}: the smallest exact p is {2 / 2 ** n:.3g}"), **base))
+        tests.append(p)
+    holm = _holm([np.nan if t is None else t for t in tests])
+    for row, ph in zip(rows, holm):
+        if np.isfinite(ph):
+            row.update(p_holm=ph, significant=bool(ph < alpha))
+    return rows
+
+
 def bootstrap_means(per_run: pd.DataFrame, metric: str, seed: int = 0,
                     n_resamples: int = 2000) -> list[dict]:
     """Each method's mean (per setting) with a percentile bootstrap 95% CI over its runs."""
@@ -256,7 +296,8 @@ def run_stats(per_run: pd.DataFrame, metric: str, alpha: float = 0.05, seed: int
     and, for the order tests, per-subset values (+ ``subset``; :func:`leaderboard.runs.subsets_frame`)."""
     per_run = per_run[per_run["metric"] == metric] if "metric" in per_run else per_run
     result = method_tests(per_run, metric, alpha)
-    extra = order_tests(per_run, metric, alpha, per_subset) + bootstrap_means(per_run, metric, seed)
+    extra = (order_tests(per_run, metric, alpha, per_subset) + bootstrap_means(per_run, metric, seed)
+             + subset_pair_tests(per_subset, metric, alpha))
     frames = [f for f in (result.rows, pd.DataFrame(extra, columns=STAT_COLUMNS)) if len(f)]
     result.rows = pd.concat(frames, ignore_index=True) if frames else result.rows
     return result
@@ -291,6 +332,20 @@ def to_markdown(res: StatsResult) -> str:
         out += ["", "Significantly different pairs (Nemenyi): "
                 + ", ".join(f"{a} vs {b} (p = {_p(p)})" for a, b, p in
                             zip(nem.group_a, nem.group_b, nem.p_value))]
+    pairs = rows[rows.analysis == "methods_subset_wilcoxon"]
+    if len(pairs):
+        out += ["", "## Methods paired by test subset (blocks = setting x order x seed x subset; "
+                "compares these runs, see docs/leaderboard.md)", "",
+                "| a | b | blocks | mean a - b | a better on | Wilcoxon p | Holm p | rank-biserial r |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in pairs.itertuples():
+            if r.note.startswith("not tested"):
+                out.append(f"| {r.group_a} | {r.group_b} | {int(r.n_blocks)} | - | - | {r.note} | | |")
+                continue
+            star = " **" if r.significant else " "
+            out.append(f"| {r.group_a} | {r.group_b} | {int(r.n_blocks)} | {r.mean:+.4g} | "
+                       f"{int(r.ci_low)}/{int(r.n_blocks)} | {_p(r.p_value)} |{star}{_p(r.p_holm)}"
+                       f"{'**' if r.significant else ''} | {r.effect_size:+.2f} |")
     out += ["", "## Method means with bootstrap 95% CI", "", "| method | setting | n | mean | 95% CI | note |",
             "|---|---|---|---|---|---|"]
     for r in rows[rows.analysis == "bootstrap_mean"].itertuples():

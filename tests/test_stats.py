@@ -79,3 +79,36 @@ def test_bootstrap_ci_brackets_mean():
     assert ((boot.ci_low <= boot["mean"]) & (boot["mean"] <= boot.ci_high)).all()
     assert (boot.ci_high < 0.35).all() or (boot.ci_low > 0.05).all()
     assert res.rows[res.rows.analysis == "methods_wilcoxon"].significant.item()
+
+
+def _subsets(values: dict[str, list[float]], order="1", seed=0) -> pd.DataFrame:
+    return pd.DataFrame([{"method": m, "setting": "unseen", "order": order, "seed": seed,
+                          "subset": f"S{j}", "value": v}
+                         for m, vals in values.items() for j, v in enumerate(vals)])
+
+
+def test_methods_paired_by_subset_known_answers():
+    """One run per method (8 subsets): a beats b on every subset -> exact two-sided Wilcoxon
+    p = 2/2^8, r = +1, 8/8 wins; direction-aware for a lower-is-better metric; Holm over the
+    3 pairs; a method without common blocks is reported as not tested."""
+    from leaderboard.stats import subset_pair_tests
+
+    a = [0.30, 0.25, 0.28, 0.31, 0.22, 0.27, 0.26, 0.29]
+    b = [v - 0.05 - 0.01 * k for k, v in enumerate(a)]          # a - b all > 0, distinct
+    c = [v + (0.01 if k % 2 else -0.01) * (k + 1) for k, v in enumerate(a)]
+    frame = _subsets({"a": a, "b": b, "c": c})
+    rows = {(r["group_a"], r["group_b"]): r for r in subset_pair_tests(frame, "AR")}
+    ab = rows[("a", "b")]
+    assert ab["n_blocks"] == 8 and ab["p_value"] == pytest.approx(2 / 2 ** 8)
+    assert ab["effect_size"] == pytest.approx(1.0) and "a better on 8/8" in ab["note"]
+    ps = [rows[k]["p_value"] for k in (("a", "b"), ("a", "c"), ("b", "c"))]
+    assert [rows[k]["p_holm"] for k in (("a", "b"), ("a", "c"), ("b", "c"))] == pytest.approx(_holm(ps))
+    assert ab["significant"] and not rows[("a", "c")]["significant"]
+    fr = {(r["group_a"], r["group_b"]): r for r in subset_pair_tests(frame, "FR")}   # lower is better
+    assert "a better on 0/8" in fr[("a", "b")]["note"] and fr[("a", "b")]["effect_size"] == pytest.approx(1.0)
+    other = pd.concat([frame, _subsets({"d": a}, order="2")])     # d has no block in common
+    nd = {(r["group_a"], r["group_b"]): r for r in subset_pair_tests(other, "AR")}
+    assert nd[("a", "d")]["note"].startswith("not tested") and nd[("a", "d")]["n_blocks"] == 0
+    md = to_markdown(run_stats(per_run({"a": 0.3, "b": 0.2}, seeds=[0], orders=[1]), "AR",
+                               per_subset=frame[frame.method != "c"]))
+    assert "## Methods paired by test subset" in md and "| a | b | 8 |" in md and "8/8" in md
