@@ -30,7 +30,7 @@ from leaderboard.runs import is_lower_better
 
 STAT_COLUMNS = ("analysis", "metric", "setting", "method", "group_a", "group_b", "statistic",
                 "p_value", "p_holm", "significant", "effect_size", "effect_name", "n_blocks", "k",
-                "mean", "ci_low", "ci_high", "note")
+                "mean", "ci_low", "ci_high", "wins", "note")
 
 
 @dataclass
@@ -234,8 +234,8 @@ def method_tests(per_run: pd.DataFrame, metric: str, alpha: float = 0.05) -> Sta
 def subset_pair_tests(per_subset: pd.DataFrame, metric: str, alpha: float = 0.05) -> list[dict]:
     """Every pair of methods on the per-subset terms of ``metric``: blocks = (setting, order,
     seed, subset) present for both (e.g. one run each of the same order and seed gives the N
-    subsets).  Wilcoxon signed-rank, Holm over the pairs, rank-biserial r of a - b, and in
-    ``statistic``'s place of the report the blocks won by a (direction-aware)."""
+    subsets).  Wilcoxon signed-rank, Holm over the pairs, rank-biserial r of a - b, the mean
+    of a - b and the blocks won by a (``wins``, direction-aware)."""
     if per_subset is None or not len(per_subset) or per_subset["method"].nunique() < 2:
         return []
     tab = per_subset.pivot_table(index=["setting", "order", "seed", "subset"], columns="method",
@@ -256,7 +256,7 @@ def subset_pair_tests(per_subset: pd.DataFrame, metric: str, alpha: float = 0.05
         stat, p, r = _wilcoxon(x, y)
         wins = int(np.sum(x < y) if lower else np.sum(x > y))
         rows.append(_row(statistic=stat, p_value=p, effect_size=r, effect_name="rank_biserial",
-                         mean=float(np.mean(x - y)), ci_low=float(wins),
+                         mean=float(np.mean(x - y)), wins=wins,
                          note=f"{a} better on {wins}/{n} blocks" +
                          ("" if n >= 6 else f"; n={n}: the smallest exact p is {2 / 2 ** n:.3g}"), **base))
         tests.append(p)
@@ -344,7 +344,7 @@ def to_markdown(res: StatsResult) -> str:
                 continue
             star = " **" if r.significant else " "
             out.append(f"| {r.group_a} | {r.group_b} | {int(r.n_blocks)} | {r.mean:+.4g} | "
-                       f"{int(r.ci_low)}/{int(r.n_blocks)} | {_p(r.p_value)} |{star}{_p(r.p_holm)}"
+                       f"{int(r.wins)}/{int(r.n_blocks)} | {_p(r.p_value)} |{star}{_p(r.p_holm)}"
                        f"{'**' if r.significant else ''} | {r.effect_size:+.2f} |")
     out += ["", "## Method means with bootstrap 95% CI", "", "| method | setting | n | mean | 95% CI | note |",
             "|---|---|---|---|---|---|"]

@@ -100,12 +100,12 @@ def test_methods_paired_by_subset_known_answers():
     rows = {(r["group_a"], r["group_b"]): r for r in subset_pair_tests(frame, "AR")}
     ab = rows[("a", "b")]
     assert ab["n_blocks"] == 8 and ab["p_value"] == pytest.approx(2 / 2 ** 8)
-    assert ab["effect_size"] == pytest.approx(1.0) and "a better on 8/8" in ab["note"]
+    assert ab["effect_size"] == pytest.approx(1.0) and ab["wins"] == 8 and "a better on 8/8" in ab["note"]
     ps = [rows[k]["p_value"] for k in (("a", "b"), ("a", "c"), ("b", "c"))]
     assert [rows[k]["p_holm"] for k in (("a", "b"), ("a", "c"), ("b", "c"))] == pytest.approx(_holm(ps))
     assert ab["significant"] and not rows[("a", "c")]["significant"]
     fr = {(r["group_a"], r["group_b"]): r for r in subset_pair_tests(frame, "FR")}   # lower is better
-    assert "a better on 0/8" in fr[("a", "b")]["note"] and fr[("a", "b")]["effect_size"] == pytest.approx(1.0)
+    assert fr[("a", "b")]["wins"] == 0 and "a better on 0/8" in fr[("a", "b")]["note"] and fr[("a", "b")]["effect_size"] == pytest.approx(1.0)
     other = pd.concat([frame, _subsets({"d": a}, order="2")])     # d has no block in common
     nd = {(r["group_a"], r["group_b"]): r for r in subset_pair_tests(other, "AR")}
     assert nd[("a", "d")]["note"].startswith("not tested") and nd[("a", "d")]["n_blocks"] == 0
