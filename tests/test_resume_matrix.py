@@ -28,10 +28,9 @@ EXAMPLES = {"l2_lora": REPO / "examples" / "my_method.py",
 
 
 def _project_methods() -> list[str]:
-    from benchmark.strategy.registry import _REGISTRY, discover
+    from benchmark.strategy.registry import discover
 
-    discover()
-    return sorted(n for n, e in _REGISTRY.items() if e.module.startswith(("baselines.", "methods.")))
+    return sorted(n for n, e in discover().items() if e.module.startswith(("baselines.", "methods.")))
 
 
 METHODS = _project_methods() + sorted(EXAMPLES)
