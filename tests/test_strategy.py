@@ -286,6 +286,31 @@ def test_reset_optimizer_and_token_rows_rules(mlm):
     assert steps == {2.0}
 
 
+@pytest.mark.parametrize("schedule,factors", [
+    ("constant", [1.0, 1.0, 1.0, 1.0]),
+    ("linear", [1.0, 0.75, 0.5, 0.25]),
+    ("cosine", [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4)])])
+def test_lr_schedule_decays_within_each_experience_and_restarts(mlm, schedule, factors):
+    """Known answer: the rate each optimiser step uses, over 4 planned steps (max_steps caps
+    2 epochs of the fake experience), in both experiences (the schedule restarts)."""
+    scenario = fake_scenario(n_tasks=2)
+    s = _strategy("seq_lora", mlm, epochs=50, max_steps=4, lr=1e-2, lr_schedule=schedule)
+    used, planned = [], set()
+    step = s.optimizer_step
+
+    def spy():
+        used.append(s.optimizer.param_groups[0]["lr"])
+        planned.add(s.planned_steps())
+        step()
+    s.optimizer_step = spy
+    for exp in scenario.train_stream:
+        s.train(exp)
+    assert planned == {4}
+    np.testing.assert_allclose(used, [1e-2 * f for f in factors] * 2, rtol=1e-9)
+    with pytest.raises(DataError, match="lr_schedule must be one of"):
+        registry.make_config("seq_lora", {"lr_schedule": "step"})
+
+
 # ---------------------------------------------------------------------------- peft helpers
 def test_merge_keeps_outputs_and_state_round_trips(mlm, tiny_backbone_dir):
     cfg = lora.lora_config(StrategyConfig(lora_dropout=0.0), mlm)

@@ -14,7 +14,8 @@ the scenario with ``payload = motion tokenizer codes``).  What the template does
   its loggers (``loggers=[...]``: TensorBoard, W&B);
 * ``make_optimizer``: AdamW (torch's fused kernel on CPU/CUDA) over the parameters that
   ``requires_grad`` after :meth:`before_experience` (+ ``method_modules``), state reset or
-  carried by parameter name;
+  carried by parameter name, and the experience's learning-rate schedule (``lr_schedule``:
+  constant, or a linear / cosine decay to 0 over :meth:`planned_steps`, a torch ``LambdaLR``);
 * checkpoints (:meth:`checkpoint_state` / :meth:`restore`): adapters, ``method_modules`` (grown
   back to the saved number of entries of any ``ParameterList``; ``requires_grad`` as saved), the
   expert bank (experts + fixed weights), every value declared with :meth:`keep`, optimiser,
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
@@ -53,6 +55,20 @@ def _fused_ok(params: Sequence[torch.Tensor]) -> bool:
     devices = {p.device.type for p in params}
     return len(devices) == 1 and devices <= {"cpu", "cuda"} and all(
         p.is_floating_point() for p in params)
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """The learning-rate multiplier of optimiser step ``step`` (0-based) of ``total``:
+    1 (``constant``), ``1 - step/total`` (``linear``) or ``(1 + cos(pi step/total)) / 2``
+    (``cosine``); the first step uses the full rate and the decay reaches 0 at ``total``."""
+    if schedule == "constant":
+        return 1.0
+    t = min(step / max(total, 1), 1.0)
+    if schedule == "linear":
+        return 1.0 - t
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    raise ValueError(f"unknown lr_schedule {schedule!r} (constant, linear, cosine)")
 
 
 @dataclass
@@ -168,6 +184,7 @@ class MotionLMStrategy(SupervisedTemplate):
         self.exp_counter = 0                          # experiences finished
         self._pending_opt: dict | None = None
         self._opt_names: list[str] = []
+        self.lr_scheduler = None            # made with each experience's optimiser
         self._bar = None
         placeholder = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=self.config.lr)
         plugins = list(plugins or []) + make_plugins(self.config.with_plugins,   # --with ewc,replay
@@ -440,6 +457,14 @@ class MotionLMStrategy(SupervisedTemplate):
             if "trainable_tokens_delta" in n.split("."):
                 p.requires_grad_(False)
 
+    def planned_steps(self) -> int:
+        """Optimiser steps the current experience will take: epochs x batches, capped by
+        ``max_steps`` (what the learning-rate schedule and progress-based rules count to)."""
+        total = len(self.dataloader) * self.config.epochs
+        if self.config.max_steps:
+            total = min(total, self.config.max_steps)
+        return max(total, 1)
+
     def experience_lr(self) -> float:
         """Learning rate of the current experience (``config.lr``; O-LoRA lowers it after the
         first task as its reference scripts do)."""
@@ -480,6 +505,9 @@ class MotionLMStrategy(SupervisedTemplate):
                                            weight_decay=self.config.weight_decay,
                                            fused=_fused_ok(params) or None)
         self._opt_names = [n for n, _ in named]
+        schedule, total = self.config.lr_schedule, self.planned_steps()
+        self.lr_scheduler = None if schedule == "constant" else torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(schedule, step, total))
         fused = bool(self.optimizer.param_groups[0]["fused"])   # fused: step on the device too
         for n, p in named:
             if n in carry and carry[n]["exp_avg"].shape == p.shape:
@@ -574,6 +602,8 @@ class MotionLMStrategy(SupervisedTemplate):
             torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
                                            self.config.grad_clip)
         self.optimizer.step()
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
 
     def _before_training_epoch(self, **kwargs):
         from tqdm.auto import tqdm

@@ -15,6 +15,7 @@ from benchmark.strategy.fields import coerce_field
 
 
 TOKEN_ROWS = ("train", "freeze_after_first")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass
@@ -29,6 +30,10 @@ class StrategyConfig:
     max_steps: int = field(default=0, metadata={"help": "cap on optimiser steps per experience "
                                                           "(0 = no cap)"})
     grad_clip: float = field(default=1.0, metadata={"help": "max grad norm (0 = off)"})
+    lr_schedule: str = field(default="constant", metadata={
+        "help": "protocol rule, the same for every method: the learning rate within each experience, "
+                "'constant', or 'linear' / 'cosine' decay from lr to 0 over the experience's planned "
+                "steps (min(epochs x batches, max_steps)); restarts at every experience"})
     reset_optimizer: bool = field(default=True, metadata={
         "help": "protocol rule, the same for every method: fresh AdamW state at every experience "
                 "(as the reference codebases, which start a new trainer per task); false carries "
@@ -62,7 +67,8 @@ class StrategyConfig:
                   (self.lora_r >= 1, "lora_r must be >= 1"), (self.lora_alpha > 0, "lora_alpha must be > 0"),
                   (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
                   (len(self.target_modules) > 0, "target_modules must not be empty"),
-                  (self.token_rows in TOKEN_ROWS, f"token_rows must be one of {TOKEN_ROWS}")]
+                  (self.token_rows in TOKEN_ROWS, f"token_rows must be one of {TOKEN_ROWS}"),
+                  (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}")]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"{type(self).__name__}: {msg}")

@@ -292,10 +292,7 @@ class ESMoE(MotionLMStrategy):
         return w
 
     def _progress(self) -> float:
-        total = len(self.dataloader) * self.config.epochs
-        if self.config.max_steps:
-            total = min(total, self.config.max_steps)
-        return getattr(self, "_steps", 0) / max(total, 1)
+        return getattr(self, "_steps", 0) / self.planned_steps()
 
     def routing(self, weights: torch.Tensor | None):
         """Context: the expert bank uses ``weights`` (B, E) (no-op without SAMoE)."""
