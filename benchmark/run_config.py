@@ -66,10 +66,12 @@ PRESETS: dict[str, dict] = {
     # the tiny stages with the budget at which SeqLoRA learns text conditioning (measured in
     # docs/backbone.md: 2,000 steps per scenario, LoRA r 16 on all seven linear maps, lr 3e-3
     # -> R@1 0.29 on Daily Life against a 0.67 ceiling; 200 steps give 0.04-0.09): about 10x
-    # the training time of `tiny` per run
+    # the training time of `tiny` per run.  The rate decays to 0 over each experience (cosine):
+    # a lower training loss on every experience than a constant rate (docs/results-long)
     "long": {**_TINY, "train": dict(lr=3e-3, epochs=1000, batch_size=16, max_steps=2000, lora_r=16,
                                     target_modules=("q_proj", "k_proj", "v_proj", "o_proj",
-                                                    "gate_proj", "up_proj", "down_proj"))},
+                                                    "gate_proj", "up_proj", "down_proj"),
+                                    lr_schedule="cosine")},
     # real motion capture by --data (the Bandai-Namco corpus of `l2emg data bandai`): the tiny
     # stages, budget and protocol (batch 32, 64 test motions per subset).  The full dataset's
     # smallest test subset has 78 motions; the shared 308-motion copy (6-15) is refused with the

@@ -10,6 +10,8 @@ import torch
 
 from benchmark.backbone import MotionLM
 from benchmark.io import DataError
+from benchmark.run_config import DEFAULT_PRESET, RunConfig
+from benchmark.runner import method_config_for
 from benchmark.strategy import MotionLMStrategy, lora, registry
 from benchmark.strategy.config import StrategyConfig
 from strategy_fakes import fake_items, fake_scenario
@@ -266,6 +268,9 @@ def test_protocol_rules_are_one_policy_for_every_method():
         d = registry.make_config(name, {}).to_dict()
         assert d["reset_optimizer"] is True, name
         assert d["token_rows"] == "train", name
+        # the default preset's schedule (cosine decay per experience) reaches every method
+        cfg = RunConfig.from_options(method=name, out="x", preset=DEFAULT_PRESET)
+        assert method_config_for(cfg).lr_schedule == "cosine", name
     with pytest.raises(DataError, match="token_rows"):
         registry.make_config("seq_lora", {"token_rows": "sometimes"})
 
