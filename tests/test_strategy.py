@@ -296,8 +296,8 @@ def test_reset_optimizer_and_token_rows_rules(mlm):
     ("linear", [1.0, 0.75, 0.5, 0.25]),
     ("cosine", [1.0, 0.5 + 0.5 * np.cos(np.pi / 4), 0.5, 0.5 - 0.5 * np.cos(np.pi / 4)])])
 def test_lr_schedule_decays_within_each_experience_and_restarts(mlm, schedule, factors):
-    """Known answer: the rate each optimiser step uses, over 4 planned steps (max_steps caps
-    2 epochs of the fake experience), in both experiences (the schedule restarts)."""
+    """Known answer: the rate each optimiser step uses, over 4 planned steps (max_steps caps the
+    50 epochs of the fake experience), in both experiences (the schedule restarts)."""
     scenario = fake_scenario(n_tasks=2)
     s = _strategy("seq_lora", mlm, epochs=50, max_steps=4, lr=1e-2, lr_schedule=schedule)
     used, planned = [], set()
