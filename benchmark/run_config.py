@@ -192,6 +192,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "max_test": ("eval", "max_test"), "r_precision_batch": ("eval", "batch"),
     "eval_repeats": ("eval", "repeats"), "mm_texts": ("eval", "mm_texts"),
     "mm_gens": ("eval", "mm_gens"), "full_matrix": ("eval", "full_matrix"),
+    "eval_part": ("eval", "part"),
     "method_overrides": ("train", "overrides"), "generation": ("train", "generation"),
     "dtype": ("train", "dtype"), "n_samples": ("train", "n_samples"),
     **{f.name: ("execution", f.name) for f in dataclasses.fields(Execution)},
@@ -270,8 +271,11 @@ class RunConfig:
         return RunConfig.from_options(**{**self.options(), **options})
 
     def hashed(self) -> dict:
-        """The options that decide the numbers (every node but ``execution``), flat."""
-        return {k: v for k, v in self.options().items() if k not in EXECUTION_FIELDS}
+        """The options that decide the numbers (every node but ``execution``), flat.  The
+        evaluation part is left out when it is ``test`` (the default), so runs made before the
+        option existed keep their hash."""
+        return {k: v for k, v in self.options().items()
+                if k not in EXECUTION_FIELDS and not (k == "eval_part" and v == "test")}
 
 
 def config_record(cfg: RunConfig, method_config: dict, stage_hashes: dict,

@@ -444,6 +444,10 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
     a("--full-matrix", action="store_true",
       help="evaluate every cell r[i, j]; default: only j <= i + 1 (all that the aggregates, FWT "
            "and the figures use) and the whole last row")
+    a("--eval-part", default="test", choices=("test", "val"),
+      help="corpus part the cells are scored on: test (results, the default) or val (choose a "
+           "method's settings there, never on test; recorded, in the config hash, and the "
+           "leaderboard refuses to merge val and test runs)")
     a("--threads", type=int, default=0, help="torch CPU threads per run (0 = default)")
     a("--no-progress", action="store_true", help="no progress bars")
     a("--log", default="", metavar="LOGGERS",
@@ -466,7 +470,7 @@ def shared_options(args) -> dict:
     opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
                 evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
                 device=args.device, max_test=args.max_test, threads=args.threads,
-                full_matrix=args.full_matrix,
+                full_matrix=args.full_matrix, eval_part=getattr(args, "eval_part", "test"),
                 progress=not args.no_progress, method_overrides=method,
                 gradient_checkpointing=getattr(args, "gradient_checkpointing", False))
     if getattr(args, "log", ""):

@@ -26,7 +26,9 @@ class EvalSettings:
     ``max_test``: test motions per subset (seeded choice; 0 = all); ``batch``: R-precision batch
     (32, the reference; a subset with fewer test motions is refused); ``repeats``: reshuffled
     evaluations per cell (mean and 95% CI); ``mm_texts`` x ``mm_gens``: multimodality prompts;
-    ``full_matrix``: evaluate every cell, not only ``j <= i + 1``."""
+    ``full_matrix``: evaluate every cell, not only ``j <= i + 1``; ``part``: the corpus part the
+    cells are scored on, ``test`` (results) or ``val`` (model selection: choose a method's
+    settings there, never on the test part; the leaderboard refuses to merge the two)."""
 
     seed: int = 0
     max_test: int = 64
@@ -35,6 +37,15 @@ class EvalSettings:
     mm_texts: int = 4
     mm_gens: int = 5
     full_matrix: bool = False
+    part: str = "test"
+
+    def __post_init__(self):
+        if self.part not in EVAL_PARTS:
+            raise DataError(None, f"unknown evaluation part {self.part!r}",
+                            f"choose one of: {', '.join(EVAL_PARTS)} (--eval-part)")
+
+
+EVAL_PARTS = ("test", "val")     # the corpus parts a run may be scored on
 
 
 class Scorer:
@@ -50,14 +61,18 @@ class Scorer:
         self.settings, self.stages, self.gen = settings, stages, generation
         rng = np.random.default_rng([settings.seed, 7])
         self.tests = []
-        for exp in scenario.test_stream:
+        stream = scenario.test_stream if settings.part == "test" else scenario.valid_stream
+        for exp in stream:
             data = exp.dataset
             idx = np.arange(len(data))
             if len(idx) < settings.batch:
-                raise DataError(None, f"subset {exp.subset_name!r} has {len(idx)} test motions, fewer "
-                                f"than one R-precision batch of {settings.batch}",
-                                "use a larger corpus (--data, or a preset with a larger corpus "
-                                "scale); only the smoke-test preset may lower the batch size")
+                fix = ("use a larger corpus (--data, or a preset with a larger corpus scale); only "
+                       "the smoke-test preset may lower the batch size")
+                if settings.part != "test":
+                    fix = ("select on subsets whose val part holds a full batch (--order with "
+                           "their names), or " + fix)
+                raise DataError(None, f"subset {exp.subset_name!r} has {len(idx)} {settings.part} "
+                                f"motions, fewer than one R-precision batch of {settings.batch}", fix)
             if settings.max_test and len(idx) > settings.max_test:
                 idx = np.sort(rng.choice(idx, settings.max_test, replace=False))
             items = [data[int(i)] for i in idx]

@@ -25,6 +25,7 @@ LOWER_IS_BETTER["generation_failure_rate"] = True
 # (a split depends on the setting and may depend on the seed; the rest is shared by all runs).
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "corpus": (), "tokenizer": (), "evaluator": (), "backbone": (), "preset": (),
+    "eval_part": (),
     "split": ("setting", "seed"), "method_config": ("method",),
 }
 INFO_KEYS = ("ground_truth", "ground_truth_per_subset", "chance", "fr_floor", "n_test",
@@ -241,6 +242,8 @@ def load_run(run_dir: str | Path, strict: bool = False) -> Run:
 def _field_value(run: Run, name: str) -> str | None:
     if name == "preset":
         return run.preset
+    if name == "eval_part":     # test (results) or val (model selection); old runs: test
+        return str((run.info.get("eval") or {}).get("part", "test"))
     if name == "method_config":
         return run.method_config_hash
     return run.stage_hashes.get(name)

@@ -1,6 +1,7 @@
 """Leaderboard: reading run folders, merging rules, CSV and LaTeX tables, bad input."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import warnings
@@ -108,6 +109,14 @@ def test_mixed_configs_refused_unless_allowed(tmp_path):
     assert str(odd) in str(err.value)
     with pytest.warns(UserWarning, match="mixed"):
         assert len(load_runs([tmp_path / "runs"], allow_mixed=True)) == 2
+    # runs scored on the val part (model selection) never merge with test-part runs
+    val = make_fake_run(tmp_path / "parts", "sapt", seed=0)
+    make_fake_run(tmp_path / "parts", "seq_lora", seed=0)
+    res = json.loads((val / "result.json").read_text())
+    res["eval"] = {**res.get("eval", {}), "part": "val"}
+    (val / "result.json").write_text(json.dumps(res))
+    with pytest.raises(DataError, match="eval_part"):
+        load_runs([tmp_path / "parts"])
     # splits may differ between settings, not within one
     make_fake_run(tmp_path / "ok", "sapt", setting="unseen")
     make_fake_run(tmp_path / "ok", "sapt", setting="mixed", stages={"split": "s-mixed"})

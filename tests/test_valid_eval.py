@@ -77,8 +77,9 @@ class _Exp:
 
 
 class _Scenario:
-    def __init__(self, sizes):
+    def __init__(self, sizes, val_sizes=None):
         self.test_stream = [_Exp(f"S{k}", n) for k, n in enumerate(sizes)]
+        self.valid_stream = [_Exp(f"V{k}", n) for k, n in enumerate(val_sizes or sizes)]
 
 
 class _Corpus:
@@ -106,6 +107,30 @@ def test_scorer_refuses_a_subset_smaller_than_one_batch_and_caps_the_rest():
     assert scorer.subsets_for(3, 3) == [0, 1, 2]
     full = Scorer(EvalSettings(full_matrix=True), _Stages(), _Scenario([64, 64, 64]), None)
     assert full.subsets_for(1, 3) == [0, 1, 2]
+
+
+def test_scorer_on_the_val_part_reads_the_valid_stream_and_refuses_small_subsets():
+    from evaluators.protocol import EvalSettings, Scorer
+
+    with pytest.raises(DataError, match="unknown evaluation part 'train'"):
+        EvalSettings(part="train")
+    scorer = Scorer(EvalSettings(part="val"), _Stages(), _Scenario([80, 80], [70, 40]), None)
+    assert scorer.sizes == [64, 40]
+    assert all(i.startswith("V") for t in scorer.tests for i in t["ids"])   # no test motion
+    assert all(i.startswith("S") for t in Scorer(EvalSettings(), _Stages(), _Scenario(
+        [80, 80], [70, 40]), None).tests for i in t["ids"])
+    with pytest.raises(DataError, match="'V1' has 25 val motions.*--order"):
+        Scorer(EvalSettings(part="val"), _Stages(), _Scenario([80, 80], [70, 25]), None)
+
+
+def test_the_eval_part_is_hashed_only_when_it_is_not_test():
+    from benchmark.run_config import RunConfig
+
+    test = RunConfig.from_options(method="seq_lora", out="x", preset="tiny")
+    val = test.replace(eval_part="val")
+    assert "eval_part" not in test.hashed()            # old runs keep their config hash
+    assert val.hashed()["eval_part"] == "val" and val.eval.part == "val"
+    assert test.replace(eval_part="test").hashed() == test.hashed()
 
 
 def test_order_tests_use_subset_blocks_with_one_seed():
