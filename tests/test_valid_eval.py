@@ -131,6 +131,16 @@ def test_the_eval_part_is_hashed_only_when_it_is_not_test():
     assert "eval_part" not in test.hashed()            # old runs keep their config hash
     assert val.hashed()["eval_part"] == "val" and val.eval.part == "val"
     assert test.replace(eval_part="test").hashed() == test.hashed()
+    # the CLI flag reaches the config (run, sweep and bench share these options)
+    from benchmark.cli import build_parser
+    from benchmark.runner import shared_options
+
+    argv = ["run", "--method", "seq_lora", "--out", "x", "--eval-part", "val"]
+    opts = shared_options(build_parser(argv)[0].parse_args(argv))
+    assert RunConfig.from_options(method="seq_lora", out="x", **opts).eval.part == "val"
+    argv = ["run", "--method", "seq_lora", "--out", "x", "--eval-part", "train"]
+    with pytest.raises(SystemExit):
+        build_parser(argv)[0].parse_args(argv)
 
 
 def test_order_tests_use_subset_blocks_with_one_seed():
