@@ -22,7 +22,7 @@ from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomi
                           peak_rss_mb, provenance)
 from benchmark.run_config import DEFAULT_PRESET, PRESETS, RunConfig, config_record
 from benchmark.seed import hash_seed
-from evaluators.protocol import Scorer
+from evaluators.protocol import EVAL_PARTS, Scorer
 
 __all__ = ["run", "prepare", "start_or_resume", "train_experience", "finish", "RunState",
            "Progress", "build_run_stages", "method_config_for"]
@@ -444,7 +444,7 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
     a("--full-matrix", action="store_true",
       help="evaluate every cell r[i, j]; default: only j <= i + 1 (all that the aggregates, FWT "
            "and the figures use) and the whole last row")
-    a("--eval-part", default="test", choices=("test", "val"),
+    a("--eval-part", default="test", choices=EVAL_PARTS,
       help="corpus part the cells are scored on: test (results, the default) or val (choose a "
            "method's settings there, never on test; recorded, in the config hash, and the "
            "leaderboard refuses to merge val and test runs)")
@@ -470,7 +470,7 @@ def shared_options(args) -> dict:
     opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
                 evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
                 device=args.device, max_test=args.max_test, threads=args.threads,
-                full_matrix=args.full_matrix, eval_part=getattr(args, "eval_part", "test"),
+                full_matrix=args.full_matrix, eval_part=args.eval_part,
                 progress=not args.no_progress, method_overrides=method,
                 gradient_checkpointing=getattr(args, "gradient_checkpointing", False))
     if getattr(args, "log", ""):
