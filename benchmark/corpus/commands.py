@@ -16,6 +16,10 @@ def synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--scenario-style", type=float, default=0.0, metavar="W",
+                   help="strength of each scenario's own expression of each emotion on top of the "
+                        "shared one (0 = none, the default; 1 = shifts about as large as the "
+                        "shared styles): gives sequential training something to forget")
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -24,8 +28,11 @@ def synth(args: argparse.Namespace) -> int:
 
     if not args.scale > 0:
         raise DataError(None, f"--scale must be positive, got {args.scale}", "pass e.g. --scale 0.1")
+    if not args.scenario_style >= 0:
+        raise DataError(None, f"--scenario-style must be >= 0, got {args.scenario_style}",
+                        "pass 0 (shared emotion styles) or a positive strength, e.g. 1")
     out = build_corpus(args.out, scale=args.scale, seed=args.seed, n_jobs=args.jobs,
-                       overwrite=args.overwrite, progress=True)
+                       overwrite=args.overwrite, progress=True, scenario_style=args.scenario_style)
     corpus = load_corpus(out, validate=False)
     print(f"wrote {len(corpus)} motions to {out} (content hash {corpus.content_hash})")
     return 0

@@ -3,9 +3,17 @@
 The same :class:`EmotionStyle` is applied to every action of every scenario, so what a model
 learns about "sad" (lowered head, slumped spine, small slow movement) in one scenario transfers
 to another, while the action itself carries the scenario.
+
+Optionally (``SynthConfig.scenario_style`` > 0) each scenario also expresses each emotion in a
+way of its own: a :class:`ScenarioShift` (a fixed change of tempo, size and posture per scenario
+x emotion, :func:`scenario_shift`) is added on top of the shared style.  The shifts of one
+emotion in two scenarios are independent draws, so what a model learns about "happy" in one
+scenario is partly wrong in another: sequential training on a shared adapter then has something
+to forget, while a model that reads the action (which names the scenario) can learn them all.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,3 +90,50 @@ def apply_emotion(pose: Pose, style: EmotionStyle, t: np.ndarray, phase: np.ndar
             pose.add(dof, value * env)
         pose.hop += 0.04 * env
     return pose
+
+
+# degrees of freedom a scenario's own expression of an emotion moves (none is all an emotion's
+# shared style is about, so the shared part stays readable), and the std of the shifts at
+# strength 1: posture offsets ~ N(0, 0.3 rad), tempo and amplitude factors exp(N(0, 0.2))
+SHIFT_DOFS = ("arm_raise", "arm_abduct", "elbow", "spine_pitch", "spine_yaw", "spine_roll",
+              "neck_pitch", "head_yaw", "knee", "hip_flex")
+SHIFT_POSTURE_STD = 0.3
+SHIFT_DYNAMICS_STD = 0.2
+
+
+@dataclass(frozen=True)
+class ScenarioShift:
+    """A scenario's own change of one emotion's style: factors on the motion's tempo and size
+    and constant posture offsets (rad).  The identity shift changes nothing, bit for bit."""
+
+    tempo: float = 1.0
+    amplitude: float = 1.0
+    posture: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, pose: Pose) -> Pose:
+        """Add the posture offsets to ``pose`` (in place); tempo and amplitude are applied by
+        the generator where it sets the action's frequency and size."""
+        for dof, value in self.posture.items():
+            pose.add(dof, value)
+        return pose
+
+
+IDENTITY_SHIFT = ScenarioShift()
+
+
+def scenario_shift(scenario: str, emotion: str, strength: float, seed: int = 0) -> ScenarioShift:
+    """The fixed shift of ``emotion`` in ``scenario`` at ``strength`` (0 = none).
+
+    Deterministic in (scenario, emotion, seed) and independent of the order motions are made in;
+    ``strength`` scales one draw, so two strengths shift in the same direction.  "neutral" is
+    never shifted (no emotion to express)."""
+    if strength < 0:
+        raise ValueError(f"scenario_style must be >= 0, got {strength}")
+    if strength == 0 or emotion == "neutral":
+        return IDENTITY_SHIFT
+    key = [int(seed), 0x5CE4A, zlib.crc32(scenario.encode()), zlib.crc32(emotion.encode())]
+    rng = np.random.default_rng(np.random.SeedSequence(key))
+    tempo, amplitude = np.exp(strength * SHIFT_DYNAMICS_STD * rng.standard_normal(2))
+    offsets = strength * SHIFT_POSTURE_STD * rng.standard_normal(len(SHIFT_DOFS))
+    return ScenarioShift(float(tempo), float(amplitude),
+                         {d: float(v) for d, v in zip(SHIFT_DOFS, offsets)})

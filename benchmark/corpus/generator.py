@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from benchmark.corpus.actions import ACTIONS
-from benchmark.corpus.emotion_style import EMOTION_STYLES, apply_emotion, warp_phase
+from benchmark.corpus.emotion_style import (EMOTION_STYLES, apply_emotion, scenario_shift,
+                                             warp_phase)
 from benchmark.corpus.humanml3d import Motion
 from benchmark.corpus.pose import MIRROR, Pose, body_offsets, euler_to_matrix, smooth_noise
 from benchmark.corpus.texts import make_captions
@@ -37,15 +38,19 @@ def make_tracks(plan: dict, cfg) -> Tracks:
     """Angle/root tracks of one motion from its plan (id, scenario, emotion, action, seed)."""
     rng = np.random.default_rng(plan["seed"])
     action, style = ACTIONS[plan["action"]], EMOTION_STYLES[plan["emotion"]]
+    # the scenario's own expression of the emotion (identity unless cfg.scenario_style > 0); it
+    # draws nothing from ``rng``, so every other random choice of the motion stays the same
+    shift = scenario_shift(plan["scenario"], plan["emotion"], cfg.scenario_style, cfg.seed)
     n = int(round(rng.uniform(*cfg.duration_s) * cfg.fps)) + 1
     t = np.arange(n) / cfg.fps
-    freq = action.freq * style.tempo * rng.uniform(0.85, 1.15)
-    amp = style.amplitude * rng.uniform(0.8, 1.2)
+    freq = action.freq * style.tempo * shift.tempo * rng.uniform(0.85, 1.15)
+    amp = style.amplitude * shift.amplitude * rng.uniform(0.8, 1.2)
     phase = warp_phase(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi), style.sharpness)
     pose = Pose(n)
     action.fn(pose, phase, amp, freq)
     pose.turn += rng.normal(0.0, 0.1)                       # gently curved paths
     apply_emotion(pose, style, t, phase, rng)
+    shift.apply(pose)
     pose.ang[:, 1:] += smooth_noise(rng, t, (21, 3), cfg.noise)
     mirror = bool(rng.random() < cfg.mirror_prob)
     captions = make_captions(rng, action.phrases, plan["emotion"], "left" if mirror else "right",
