@@ -92,9 +92,10 @@ def apply_emotion(pose: Pose, style: EmotionStyle, t: np.ndarray, phase: np.ndar
     return pose
 
 
-# degrees of freedom a scenario's own expression of an emotion moves (none is all an emotion's
-# shared style is about, so the shared part stays readable), and the std of the shifts at
-# strength 1: posture offsets ~ N(0, 0.3 rad), tempo and amplitude factors exp(N(0, 0.2))
+# degrees of freedom a scenario's own expression of an emotion moves (the shared style's tremor,
+# bounce, startle and phase warp are left alone, so the shared part stays readable), and the
+# std of the shifts at strength 1: posture offsets ~ N(0, 0.3 rad), tempo and amplitude factors
+# exp(N(0, 0.2))
 SHIFT_DOFS = ("arm_raise", "arm_abduct", "elbow", "spine_pitch", "spine_yaw", "spine_roll",
               "neck_pitch", "head_yaw", "knee", "hip_flex")
 SHIFT_POSTURE_STD = 0.3
