@@ -126,13 +126,19 @@ def _pooled(c, ids):
     return np.array(rows)
 
 
-def test_actions_and_emotions_are_learnable(tiny_corpus):
-    """A linear probe on pooled features recognises action and emotion on held-out motions,
-    and emotion knowledge transfers to scenarios the probe never saw."""
+def _probe_accuracy(x, y, train, test):
+    """Held-out accuracy of a linear probe (standardised ridge classifier) trained on ``train``."""
     from sklearn.linear_model import RidgeClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=30.0))
+    return (clf.fit(x[train], y[train]).predict(x[test]) == y[test]).mean()
+
+
+def test_actions_and_emotions_are_learnable(tiny_corpus):
+    """A linear probe on pooled features recognises action and emotion on held-out motions,
+    and emotion knowledge transfers to scenarios the probe never saw."""
     c = tiny_corpus
     lab = c.labels
     x = _pooled(c, c.ids)
@@ -140,9 +146,7 @@ def test_actions_and_emotions_are_learnable(tiny_corpus):
     test = rng.random(len(lab)) < 0.25
 
     def probe(y, train_mask, test_mask):
-        clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=30.0))
-        clf.fit(x[train_mask], y[train_mask])
-        return (clf.predict(x[test_mask]) == y[test_mask]).mean()
+        return _probe_accuracy(x, y, train_mask, test_mask)
 
     act = lab["action"].to_numpy()
     emo = lab["emotion"].to_numpy()
@@ -209,10 +213,6 @@ def test_scenario_style_weakens_cross_scenario_emotion_transfer(tiny_corpus, tmp
     to the others (each scenario has its own expression), while within-scenario emotion stays
     recognisable.  Measured on the fixture's scale (docs/corpus.md): cross-scenario accuracy
     0.65/0.67/0.50 at strength 0 -> 0.45/0.44/0.28 at strength 2; within 0.91 -> 0.82."""
-    from sklearn.linear_model import RidgeClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     shifted = load_corpus(build_corpus(tmp_path / "w2", scale=0.02, seed=0, scenario_style=2.0))
 
     def accuracies(c):
@@ -220,8 +220,7 @@ def test_scenario_style_weakens_cross_scenario_emotion_transfer(tiny_corpus, tmp
         x, emo = _pooled(c, c.ids), lab["emotion"].to_numpy()
 
         def probe(train, test):
-            clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=30.0))
-            return (clf.fit(x[train], emo[train]).predict(x[test]) == emo[test]).mean()
+            return _probe_accuracy(x, emo, train, test)
 
         held_out = np.random.default_rng(0).random(len(lab)) < 0.25
         splits = [SCENARIOS[:4], SCENARIOS[4:], SCENARIOS[::2]]
