@@ -1,0 +1,91 @@
+"""Known answers for `l2emg validity`'s checks, on hand-made runs (no training)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaderboard.runs import Run
+from leaderboard.validity import check_chance, check_forgetting, check_noise, check_upper, validity
+
+
+def _run(method="seq_lora", *, ar=0.2, fr=None, floor=(4.6, 8.9), order="1", seed=0,
+         baseline_r1=None, n_test=(64, 64), diag=0.3, below=0.2) -> Run:
+    names = ["A", "B"]
+    r1 = pd.DataFrame([[diag, 0.1], [below, diag]], index=["after_1", "after_2"], columns=names)
+    base = None
+    if baseline_r1 is not None:
+        base = pd.DataFrame([[baseline_r1] * 2], index=["r_precision_top1"], columns=names)
+    info = {"fr_floor": {"mean": floor[0], "q95": floor[1]},
+            "chance": {"r_precision_top1": 1 / 32}, "eval": {"batch": 32},
+            "n_test": list(n_test), "ground_truth": {"r_precision_top1": 0.56}}
+    agg = {"AR": ar} if fr is None else {"AR": ar, "FR": fr}
+    return Run(path=Path("."), method=method, setting="unseen", order=order, seed=seed,
+               preset="test", scenario_order=names, stage_hashes={}, method_config_hash="",
+               matrices={"r_precision_top1": r1}, baseline=base, aggregates=agg, info=info)
+
+
+def test_forgetting_passes_when_fr_exceeds_its_floor_mean_beyond_run_noise():
+    runs = [_run(fr=f, seed=i) for i, f in enumerate([7.0, 7.5, 6.8, 7.2])]
+    row = check_forgetting(runs, "unseen", "seq_lora")
+    excess = np.array([7.0, 7.5, 6.8, 7.2]) - 4.6
+    half = 3.182446 * excess.std(ddof=1) / 2            # t(0.975, 3) x sd / sqrt(4)
+    assert row["value"] == pytest.approx(excess.mean())
+    assert row["ci_low"] == pytest.approx(excess.mean() - half, rel=1e-5)
+    assert row["passed"] is True
+    assert "0/4 run(s) above their floor's q95" in row["detail"]   # no single run is flagged
+
+
+def test_forgetting_fails_when_fr_is_what_no_forgetting_gives():
+    runs = [_run(fr=f, seed=i) for i, f in enumerate([4.0, 5.3, 3.9, 5.1])]   # mean 4.575
+    row = check_forgetting(runs, "unseen", "seq_lora")
+    assert row["ci_low"] < 0 < row["ci_high"]
+    assert row["passed"] is False
+
+
+def test_forgetting_is_not_measurable_from_one_run():
+    row = check_forgetting([_run(fr=20.0)], "unseen", "seq_lora")
+    assert row["passed"] is None and row["value"] == pytest.approx(15.4)
+
+
+def test_noise_floor_compares_the_seed_std_with_a_quarter_of_the_gap():
+    mtl = [_run("mtl", ar=0.32)]
+    calm = [_run(ar=0.20, seed=0), _run(ar=0.22, seed=1)]          # std 0.0141, gap/4 0.0275
+    row = check_noise(calm, mtl, "unseen", "seq_lora")
+    assert row["value"] == pytest.approx(np.std([0.20, 0.22], ddof=1))
+    assert row["passed"] is True
+    noisy = [_run(ar=0.15, seed=0), _run(ar=0.25, seed=1)]         # std 0.0707, gap/4 0.03
+    assert check_noise(noisy, mtl, "unseen", "seq_lora")["passed"] is False
+    one = check_noise([_run(ar=0.2)], mtl, "unseen", "seq_lora")
+    assert one["passed"] is None and "2 seeds" in one["detail"]
+
+
+def test_upper_bound_names_a_method_above_the_joint_model_beyond_the_ci():
+    by = {"mtl": [_run("mtl", ar=0.30, seed=s) for s in (0, 1)],
+          "good": [_run("good", ar=a, seed=s) for s, a in ((0, 0.29), (1, 0.31))],
+          "too_good": [_run("too_good", ar=a, seed=s) for s, a in ((0, 0.50), (1, 0.51))]}
+    by["mtl"][1].aggregates["AR"] = 0.31
+    upper, above = check_upper(by, "mtl", ceiling=0.56, setting="unseen")
+    assert upper["passed"] is True                                   # 0.305 >= 0.28
+    assert above["value"] == 1 and above["passed"] is False
+    assert "too_good" in above["detail"] and "good (" not in above["detail"].replace("too_good", "")
+
+
+def test_chance_check_uses_the_pooled_hits_of_the_ranked_texts():
+    at_chance = check_chance([_run(baseline_r1=1 / 32)], "unseen")
+    assert at_chance["passed"] is True and at_chance["value"] == pytest.approx(1 / 32)
+    assert "128 ranked test texts" in at_chance["detail"]
+    above = check_chance([_run(baseline_r1=0.25)], "unseen")      # 32 hits of 128: far above
+    assert above["passed"] is False and above["ci_low"] > 1 / 32
+
+
+def test_validity_table_has_each_check_once_per_setting():
+    runs = [_run(fr=8.0, seed=s, baseline_r1=1 / 32) for s in (0, 1)] + [_run("mtl", ar=0.35)]
+    table = validity(runs)
+    assert table["check"].tolist() == ["chance", "learning", "upper bound",
+                                       "no method above the upper bound", "forgetting",
+                                       "noise floor", "heat map fade"]
+    fade = table.set_index("check").loc["heat map fade"]
+    assert fade["passed"] and fade["value"] == pytest.approx(0.1)
