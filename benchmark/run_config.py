@@ -44,7 +44,7 @@ __all__ = ["RunKey", "StageSettings", "EvalSettings", "TrainSettings", "Executio
 # (Shows, 1,101 motions in Table 1, 15 % test part) has >= 64 test motions, and ``max_test``
 # caps every subset at the same 64.  Keys are the flat option names (see FIELDS below).
 _TINY: dict = dict(
-    max_test=64, r_precision_batch=32, corpus_scale=0.45, tokenizer_preset="tiny",
+    max_test=64, r_precision_batch=32, corpus_scale=0.45, scenario_style=0.0, tokenizer_preset="tiny",
     evaluator_preset="tiny", tiny_backbone=dict(hidden_size=96, intermediate_size=256),
     pretrain=dict(recipe="text"),
     generation=dict(max_new_tokens=50, top_k=50, batch_size=128), eval_repeats=5,
@@ -53,7 +53,8 @@ _TINY: dict = dict(
 PRESETS: dict[str, dict] = {
     # smoke tests only: <= 8 test motions and an explicit R-precision batch of 3 (chance 1/3;
     # the smallest test subset of its 0.02-scale corpus, Shows, has 3 test motions)
-    "test": dict(max_test=8, r_precision_batch=3, corpus_scale=0.02, tokenizer_preset="test",
+    "test": dict(max_test=8, r_precision_batch=3, corpus_scale=0.02, scenario_style=0.0,
+                 tokenizer_preset="test",
                  evaluator_preset="test", tiny_backbone=dict(hidden_size=64, intermediate_size=128),
                  pretrain=dict(recipe="text", text_steps=30, motion_steps=10),
                  generation=dict(max_new_tokens=12, top_k=20), eval_repeats=2, mm_texts=2,
@@ -80,7 +81,8 @@ PRESETS: dict[str, dict] = {
     # Scorer's error: use `--preset test` there (docs/results-real/README.md)
     "real": {**_TINY},
     # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
-    "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, tokenizer_preset="paper",
+    "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, scenario_style=0.0,
+                  tokenizer_preset="paper",
                   evaluator_preset="paper", tiny_backbone=dict(), pretrain=None,
                   generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
                   eval_repeats=20, mm_texts=32, mm_gens=30, n_samples=16, dtype="bfloat16",
@@ -152,6 +154,9 @@ class StageSettings:
     evaluator_preset: str
     tiny_backbone: dict                 # TinyBackboneConfig fields
     pretrain: dict | None               # PretrainConfig fields of the tiny backbone (None: none)
+    # the synthetic corpus's scenario-specific emotion expression (`data synth --scenario-style`;
+    # 0 = none); like corpus_scale, unused when --data names a corpus
+    scenario_style: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -189,8 +194,8 @@ class Execution:
 # run_options and of config.json's record
 FIELDS: dict[str, tuple[str, str]] = {
     **{k: ("key", k) for k in ("method", "setting", "order", "seed", "preset")},
-    **{k: ("stages", k) for k in ("corpus_scale", "tokenizer_preset", "evaluator_preset",
-                                  "tiny_backbone", "pretrain")},
+    **{k: ("stages", k) for k in ("corpus_scale", "scenario_style", "tokenizer_preset",
+                                  "evaluator_preset", "tiny_backbone", "pretrain")},
     "max_test": ("eval", "max_test"), "r_precision_batch": ("eval", "batch"),
     "eval_repeats": ("eval", "repeats"), "mm_texts": ("eval", "mm_texts"),
     "mm_gens": ("eval", "mm_gens"), "full_matrix": ("eval", "full_matrix"),
@@ -274,10 +279,11 @@ class RunConfig:
 
     def hashed(self) -> dict:
         """The options that decide the numbers (every node but ``execution``), flat.  The
-        evaluation part is left out when it is ``test`` (the default), so runs made before the
-        option existed keep their hash."""
+        evaluation part is left out when it is ``test`` (the default) and the scenario style
+        when it is 0, so runs made before those options existed keep their hash."""
         return {k: v for k, v in self.options().items()
-                if k not in EXECUTION_FIELDS and not (k == "eval_part" and v == "test")}
+                if k not in EXECUTION_FIELDS and not (k == "eval_part" and v == "test")
+                and not (k == "scenario_style" and not v)}
 
 
 def config_record(cfg: RunConfig, method_config: dict, stage_hashes: dict,

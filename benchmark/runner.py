@@ -322,7 +322,7 @@ def build_run_stages(cfg: RunConfig):
                           evaluator_preset=st.evaluator_preset,
                           tiny_config=TinyBackboneConfig(**st.tiny_backbone),
                           pretrain=PretrainConfig(**(st.pretrain or {"recipe": "none"})),
-                          device=ex.device)
+                          device=ex.device, scenario_style=st.scenario_style)
     ids = list(stages.manifest["id"].astype(str))
     return stages, codes_stage(Path(ex.cache), stages.corpus, stages.tokenizer, ids)
 

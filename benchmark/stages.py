@@ -54,13 +54,17 @@ def _build_once(path: Path, build: Callable[[Path], object]) -> Path:
     return path
 
 
-def corpus_stage(cache: Path, data: str | None, scale: float, seed: int):
+def corpus_stage(cache: Path, data: str | None, scale: float, seed: int, scenario_style: float = 0.0):
     from benchmark.corpus import build_corpus, load_corpus
 
     if data:
         return load_corpus(data)
-    path = cache / "corpus" / f"synth-{hash_json({'v': STAGE_VERSION, 'scale': scale, 'seed': seed})}"
-    return load_corpus(_build_once(path, lambda p: build_corpus(p, scale=scale, seed=seed)))
+    key = {"v": STAGE_VERSION, "scale": scale, "seed": seed}
+    if scenario_style:                         # 0: the key (and folder) of the default corpus
+        key["scenario_style"] = float(scenario_style)
+    path = cache / "corpus" / f"synth-{hash_json(key)}"
+    return load_corpus(_build_once(path, lambda p: build_corpus(
+        p, scale=scale, seed=seed, scenario_style=float(scenario_style))))
 
 
 def motion_pool_stage(cache: Path, cfg, emotions):
@@ -191,11 +195,11 @@ def codes_stage(cache: Path, corpus, tokenizer, ids: list[str]) -> dict[str, np.
 def build_stages(cache: str | os.PathLike, *, data: str | None, tokenizer: str | None,
                  evaluator: str | None, backbone: str, setting: str, seed: int,
                  corpus_scale: float, tokenizer_preset: str, evaluator_preset: str,
-                 tiny_config, pretrain=None, device="cpu") -> Stages:
+                 tiny_config, pretrain=None, device="cpu", scenario_style: float = 0.0) -> Stages:
     """All stages of a run (stage seeds are fixed at 0 so runs of different seeds share them;
     the split uses the run seed)."""
     cache = Path(cache)
-    corpus = corpus_stage(cache, data, corpus_scale, 0)
+    corpus = corpus_stage(cache, data, corpus_scale, 0, scenario_style)
     manifest, split_hash = split_stage(cache, corpus, setting, seed)
     tok = tokenizer_stage(cache, corpus, tokenizer, tokenizer_preset, 0, device)
     ev = evaluator_stage(cache, corpus, evaluator, evaluator_preset, 0, device)

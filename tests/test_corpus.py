@@ -208,6 +208,19 @@ def test_scenario_style_changes_only_how_emotions_are_expressed(tmp_path):
         assert a.shape != b.shape or not np.allclose(a, b, atol=1e-3)
 
 
+def test_a_presets_scenario_style_builds_its_own_cached_corpus(tmp_path):
+    from benchmark.io import hash_json
+    from benchmark.stages import STAGE_VERSION, corpus_stage
+
+    plain = corpus_stage(tmp_path, None, 0.001, 0)
+    styled = corpus_stage(tmp_path, None, 0.001, 0, 2.0)
+    # style 0 keeps the folder (and so the cache) of the corpus made before the option existed
+    assert plain.root.name == f"synth-{hash_json({'v': STAGE_VERSION, 'scale': 0.001, 'seed': 0})}"
+    assert styled.root != plain.root and styled.content_hash != plain.content_hash
+    assert styled.meta["config"]["scenario_style"] == 2.0 and "scenario_style" not in plain.meta["config"]
+    assert corpus_stage(tmp_path, None, 0.001, 0, 2.0).content_hash == styled.content_hash  # reused
+
+
 def test_scenario_style_weakens_cross_scenario_emotion_transfer(tiny_corpus, tmp_path):
     """The option does what it is for: an emotion probe trained on some scenarios transfers less
     to the others (each scenario has its own expression), while within-scenario emotion stays

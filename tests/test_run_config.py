@@ -67,6 +67,14 @@ def test_execution_fields_do_not_change_the_hash():
     assert _record(a.replace(seed=1))["config_hash"] != _record(a)["config_hash"]
 
 
+def test_a_scenario_style_is_hashed_only_when_set():
+    a = RunConfig.from_options(method="seq_lora", out="a", preset="tiny")
+    assert a.stages.scenario_style == 0 and "scenario_style" not in _record(a)
+    b = a.replace(scenario_style=2.0)
+    assert _record(b)["scenario_style"] == 2.0
+    assert _record(b)["config_hash"] != _record(a)["config_hash"] == CASES["seq_lora_tiny"][1]
+
+
 def test_the_tree_and_its_flat_options():
     cfg = RunConfig.from_options(method="es_moe", out="o", preset="test", seed=4, order="2",
                                  max_test=5, method_overrides={"lr": "1e-3"}, device="cuda")
@@ -75,7 +83,7 @@ def test_the_tree_and_its_flat_options():
     assert cfg.stages.corpus_scale == PRESETS["test"]["corpus_scale"]
     assert cfg.train.overrides == {"lr": "1e-3"} and cfg.train.n_samples == 2
     assert cfg.execution == Execution(out="o", device="cuda")
-    assert set(cfg.options()) == set(FIELDS) and len(FIELDS) == 35     # 33 + log + eval_part
+    assert set(cfg.options()) == set(FIELDS) and len(FIELDS) == 36   # 33 + log, eval_part, scenario_style
     assert RunConfig.from_options(**cfg.options()) == cfg
     assert cfg.replace(seed=5).eval.seed == 5            # the evaluation follows the run seed
     # the preset's values are copies: editing a config never edits the preset
