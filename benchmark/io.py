@@ -172,7 +172,8 @@ PROVENANCE_PACKAGES = ("torch", "torchvision", "transformers", "peft", "avalanch
 
 
 def code_version(root: str | os.PathLike | None = None) -> dict:
-    """Git commit of the code (and whether the tree had local changes)."""
+    """Git commit of the code (and whether the tree had local changes); in a snapshot made with
+    ``git archive`` (no .git), the commit the archive wrote into ``benchmark/ARCHIVE_COMMIT``."""
     root = Path(root) if root else Path(__file__).resolve().parents[1]
     out = {"commit": None, "dirty": None, "package_version": None}
     from benchmark import __version__
@@ -188,7 +189,21 @@ def code_version(root: str | os.PathLike | None = None) -> dict:
             out["dirty"] = bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         pass
+    if out["commit"] is None:        # no git: a `git archive` snapshot has the commit written in
+        archived = _archive_commit(root / "benchmark" / "ARCHIVE_COMMIT")
+        if archived:
+            out.update(commit=archived, source="git archive")   # dirty: unknown (None)
     return out
+
+
+def _archive_commit(path: Path) -> str | None:
+    """The commit `git archive` substituted into ``path`` (export-subst, .gitattributes), or
+    None (no file, or the unsubstituted placeholder of a checkout)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else None
 
 
 def package_versions(names: Iterable[str] = PROVENANCE_PACKAGES) -> dict:

@@ -68,3 +68,22 @@ def test_cold_and_warm_cache_give_identical_files(tmp_path):
     assert Path("matrices/baseline.csv") in files and Path("matrices/fid.csv") in files
     for rel in files + [Path("train_log.csv")]:
         assert (tmp_path / "warm" / rel).read_bytes() == (tmp_path / "cold" / rel).read_bytes(), rel
+
+
+def test_code_version_reads_the_commit_a_git_archive_wrote(tmp_path):
+    import subprocess
+
+    from benchmark.io import code_version
+
+    here = code_version()                                # this checkout: git answers
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if head:
+        assert here["commit"] == head and "source" not in here
+    (tmp_path / "benchmark").mkdir()
+    stamp = tmp_path / "benchmark" / "ARCHIVE_COMMIT"
+    stamp.write_text("$Format:%H$\n")                    # a checkout's unsubstituted placeholder
+    assert code_version(tmp_path)["commit"] is None
+    stamp.write_text("0123456789abcdef0123456789abcdef01234567\n")
+    snap = code_version(tmp_path)
+    assert snap["commit"] == "0123456789abcdef0123456789abcdef01234567"
+    assert snap["source"] == "git archive" and snap["dirty"] is None
