@@ -34,6 +34,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("sweep",): ("benchmark.sweep:sweep", "methods x settings x orders x seeds, resumable"),
     ("status",): ("benchmark.sweep_status:status", "finished / running / failed / pending runs of a sweep"),
     ("leaderboard",): ("leaderboard.commands:leaderboard", "tables (CSV + LaTeX) and figures from run folders"),
+    ("floor",): ("benchmark.floor:floor",
+                 "measure FR's no-forgetting floor on finished runs (regenerate the final model)"),
     ("validity",): ("leaderboard.commands:validity",
                     "does the protocol measure? chance, learning, upper bound, forgetting, noise"),
     ("compare",): ("leaderboard.commands:compare", "statistics across scenario orders and methods"),

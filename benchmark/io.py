@@ -89,6 +89,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, to_json(obj))
 
 
+def read_json(path: str | os.PathLike, fix: str = "restore the file or rerun what wrote it") -> Any:
+    """A JSON file's content; invalid JSON is a DataError naming the file and line."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}", f"is not valid JSON ({err.msg})", fix) from err
+
+
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     import io
 

@@ -26,6 +26,12 @@ def bench_args(p) -> None:
                    help="metrics for `compare`, comma-separated (default AR,FR,AF): one report each "
                         "in stats/<metric>/")
     p.add_argument("--no-figures", action="store_true", help="skip heat maps and motion renders")
+    p.add_argument("--floor", default=None, metavar="METHODS",
+                   help="measure FR's no-forgetting floor (`l2emg floor`) on these methods' finished "
+                        "continual runs before the statistics (comma-separated, 'all', or 'none'; "
+                        "default: the validity report's lower bound)")
+    p.add_argument("--floor-gens", type=int, default=5,
+                   help="regenerations of each final model for the floor (default 5)")
     add_shared_options(p, cache_default=None)
 
 
@@ -41,6 +47,7 @@ def bench(args) -> int:
     cfg = SweepConfig(out=out / "runs", run_options=options, **grid_from_args(args))
     report = sweep_runs(cfg)
     _print_report(report)
+    floors = _measure_floors(out / "runs", args.floor, args.floor_gens, options)
     summary = _leaderboard(out, cfg, args)
     wall = time.time() - t0
     atomic_write_json(out / "bench.json", {
@@ -48,13 +55,42 @@ def bench(args) -> int:
         "methods": cfg.methods, "settings": cfg.settings, "orders": cfg.orders,
         "seeds": cfg.seeds, "jobs": cfg.jobs, "run_options": options,
         "runs_finished_now": report["done"], "runs_failed": report["failed"],
-        "run_seconds": report["seconds"]})
+        "run_seconds": report["seconds"], "floors_measured_now": floors})
     if summary is not None:
         print()
         print(summary)
     print(f"\nbench: {wall / 60:.1f} min wall, peak RSS {peak_rss_mb():.0f} MiB; "
           f"leaderboard in {out / 'leaderboard'}, statistics in {out / 'stats'}")
     return 1 if report["failed"] else 0
+
+
+def _measure_floors(runs: Path, methods: str | None, gens: int, options: dict) -> int:
+    """``l2emg floor`` on the finished continual runs of ``methods`` (None: the validity
+    report's lower bound) that have no ``fr_floor.json`` yet; returns how many were measured."""
+    from benchmark.floor import FLOOR_FILE, measure
+    from benchmark.io import read_json
+
+    if methods is None:
+        from leaderboard.validity import LOWER
+
+        methods = LOWER
+    if methods == "none":
+        return 0
+    wanted = None if methods == "all" else set(methods.split(","))
+    execution = {k: options.get(k) for k in ("cache", "data", "tokenizer", "evaluator", "device")}
+    execution.update(backbone=options.get("backbone", "tiny"), plugins=tuple(options.get("plugins", ())),
+                     threads=options.get("threads", 0))
+    done = 0
+    for res_path in sorted(runs.rglob("result.json")):
+        res = read_json(res_path)
+        if (wanted is not None and res["method"] not in wanted) or res["n_experiences"] < 2 \
+                or (res_path.parent / FLOOR_FILE).exists():
+            continue
+        f = measure(res_path.parent, gens=gens, **execution)
+        print(f"bench: {res_path.parent}: FR {f['FR']:.2f}, measured floor {f['mean']:.2f} "
+              f"(q95 {f['q95']:.2f}; binomial {f['binomial']['mean']:.2f})")
+        done += 1
+    return done
 
 
 def _leaderboard(out: Path, cfg, args):

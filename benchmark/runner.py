@@ -9,6 +9,7 @@ See docs/CONTRACTS.md ("Run folders") for the files.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -147,17 +148,25 @@ class RunState:
 
 def run(cfg: RunConfig) -> Path:
     """Train + evaluate one (method, setting, order, seed); returns the run folder."""
+    with thread_limits(cfg.execution.threads):
+        return _run(cfg)
+
+
+@contextlib.contextmanager
+def thread_limits(threads: int):
+    """``threads`` torch threads (0: torch's default) and at most that many (>= 1) BLAS threads
+    for numpy/scipy (FID's sqrtm... on small matrices: more only contend with torch); the
+    caller's torch thread count is restored after."""
     import scipy.linalg  # noqa: F401 - load scipy's own OpenBLAS now, so the limit below reaches it
     import torch
     from threadpoolctl import threadpool_limits
 
-    threads, before = cfg.execution.threads, torch.get_num_threads()
+    before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        # numpy/scipy BLAS (FID's sqrtm...) on small matrices: threads only add contention with torch
         with threadpool_limits(limits=max(1, threads), user_api="blas"):
-            return _run(cfg)
+            yield
     finally:                       # a library call leaves the caller's thread count as it found it
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
@@ -209,8 +218,10 @@ def _joint_budget(cfg: RunConfig, method_config, n_experiences: int):
     return method_config
 
 
-def prepare(cfg: RunConfig) -> RunState:
-    """Check the folder, build the stages, the stream, the model, the strategy and the scorer."""
+def prepare(cfg: RunConfig, reopen: bool = False) -> RunState:
+    """Check the folder, build the stages, the stream, the model, the strategy and the scorer.
+    ``reopen``: the folder holds a finished run that is read back (``l2emg floor``), not
+    continued: its files are not checked."""
     from benchmark.backbone import GenerationSettings, MotionLM, MotionLMConfig
     from benchmark.seed import seed_everything
     from benchmark.strategy import registry
@@ -223,9 +234,9 @@ def prepare(cfg: RunConfig) -> RunState:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    if (out / "result.json").exists():
+    if (out / "result.json").exists() and not reopen:
         raise DataError(out, "the run is already finished", "choose another --out")
-    if (out / "progress.json").exists() and not ex.resume:
+    if (out / "progress.json").exists() and not ex.resume and not reopen:
         raise DataError(out, "an unfinished run is in this folder", "pass --resume or another --out")
     registry.discover(ex.plugins)
     entry = registry.get_strategy(key.method)

@@ -36,7 +36,8 @@ DIRECTIONS: dict[str, str] = {
 AGGREGATE_KEYS: tuple[str, ...] = tuple(DIRECTIONS)
 
 __all__ = ["aggregates", "run_aggregates", "final_average", "forgetting_rate", "backward_transfer",
-           "forward_transfer", "validate_matrix", "needed_cells", "forgetting_floor", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES"]
+           "forward_transfer", "validate_matrix", "needed_cells", "forgetting_floor",
+           "empirical_forgetting_floor", "FLOOR_FILE", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES"]
 
 
 def needed_cells(n: int) -> np.ndarray:
@@ -177,3 +178,41 @@ def forgetting_floor(r: np.ndarray, n_test: int | np.ndarray, sims: int = 4000,
         fr += draws[:, :-1].max(axis=1) - draws[:, -1]
     fr *= 100.0 / (n - 1)
     return {"mean": float(fr.mean()), "q95": float(np.quantile(fr, 0.95))}
+
+
+FLOOR_FILE = "fr_floor.json"     # RUN/<this>: the floor `l2emg floor` measured on a finished run
+
+
+def empirical_forgetting_floor(draws: np.ndarray, sims: int = 4000, seed: int = 0) -> dict:
+    """FR's no-forgetting floor measured from the evaluation's own noise (in points).
+
+    ``draws`` is ``(G, N)``: the top-1 R-precision of *one* model (the run's final one) on each
+    subset, evaluated ``G >= 2`` times with fresh generation seeds (the batch composition fixed,
+    as in the run's own rows).  Column ``j``'s spread is what regenerating and rescoring alone
+    moves a cell by.  Null model: every cell ``r[k, j]``, ``k >= j``, is an independent draw
+    ``Normal(mu_j, sd_j^2)``, ``sd_j`` the sample std (ddof 1) of column ``j``; FR is a
+    difference of cells, so ``mu_j`` drops out.  ``sims`` simulated matrices give FR's null
+    distribution, as :func:`forgetting_floor` does from the binomial.  That binomial floor
+    treats every test text as a fresh coin of the subset's mean rate in every row, an upper
+    bound of the variance when some texts are easier than others; this one measures the
+    spread, but of one model, so a later model that differs item by item with the same mean is
+    counted as a change, not as noise.  Returns ``{"mean", "q95", "sd"}`` (mean and q95 x 100;
+    ``sd`` per subset, the last NaN: FR never uses it); NaN for N = 1."""
+    d = np.asarray(draws, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 1:
+        raise ValueError(f"draws: expected (G >= 2, N) R-precision values, got shape {d.shape}")
+    n = d.shape[1]
+    nan = {"mean": float("nan"), "q95": float("nan"), "sd": [float("nan")] * n}
+    if n < 2:
+        return nan
+    if not np.isfinite(d[:, : n - 1]).all():
+        raise ValueError("draws contain NaN/inf in a subset FR uses (all but the last)")
+    sd = d[:, : n - 1].std(axis=0, ddof=1)
+    rng = np.random.default_rng(seed)
+    fr = np.zeros(sims)
+    for j in range(n - 1):
+        cells = rng.normal(0.0, sd[j], size=(sims, n - j))             # rows j..N-1
+        fr += cells[:, :-1].max(axis=1) - cells[:, -1]
+    fr *= 100.0 / (n - 1)
+    return {"mean": float(fr.mean()), "q95": float(np.quantile(fr, 0.95)),
+            "sd": [float(x) for x in sd] + [float("nan")]}

@@ -114,30 +114,58 @@ class Scorer:
               ) -> tuple[list[dict], list[list[np.ndarray] | None], int, int]:
         """Metric dict per subset (NaN metrics for a subset this row skips), generated features
         per subset (None where skipped), failures, outputs."""
-        import torch
-
-        s = self.settings
         n_rows = len(self.tests) if n_rows is None else n_rows
         todo = set(self.subsets_for(row, n_rows))
         metrics, generated, failed, total = [], [], 0, 0
-        g = s.mm_gens if s.mm_texts and s.mm_gens >= 2 else 0
-        for j, t in enumerate(self.tests):
+        for j in range(len(self.tests)):
             if j not in todo:
                 metrics.append(skipped_row())
                 generated.append(None)
                 continue
-            torch.manual_seed(hash_seed(s.seed, "eval", row, j))
-            n = len(t["texts"])
-            mm_texts = t["texts"][: s.mm_texts] if g else []
-            prompts = t["texts"] + [x for x in mm_texts for _ in range(g)]   # one batched call
-            feats, bad = self.decode(strategy.generate(prompts, self.gen))
-            mm = [feats[n + k * g: n + (k + 1) * g] for k in range(len(mm_texts))] or None
-            failed, total = failed + bad, total + len(feats)
-            metrics.append(self.stages.evaluator.evaluate(
-                feats[:n], t["texts"], t["emotions"], t["reference"], mm_generated=mm,
-                repeats=s.repeats, seed=s.seed, batch_size=s.batch))
-            generated.append(feats[:n])
+            m, feats, bad, outputs = self.cell(strategy, row, j)
+            metrics.append(m)
+            generated.append(feats)
+            failed, total = failed + bad, total + outputs
         return metrics, generated, failed, total
+
+    def cell(self, strategy, row: int, j: int) -> tuple[dict, list[np.ndarray], int, int]:
+        """Cell ``r[row, j]``: generate (test texts + multimodality prompts, one batched call,
+        seeded by (run seed, row, subset)), decode, score.  Returns the metric dict, the test
+        texts' features, failures and outputs."""
+        import torch
+
+        s, t = self.settings, self.tests[j]
+        g = s.mm_gens if s.mm_texts and s.mm_gens >= 2 else 0
+        torch.manual_seed(hash_seed(s.seed, "eval", row, j))
+        n = len(t["texts"])
+        mm_texts = t["texts"][: s.mm_texts] if g else []
+        prompts = t["texts"] + [x for x in mm_texts for _ in range(g)]   # one batched call
+        feats, bad = self.decode(strategy.generate(prompts, self.gen))
+        mm = [feats[n + k * g: n + (k + 1) * g] for k in range(len(mm_texts))] or None
+        m = self.stages.evaluator.evaluate(
+            feats[:n], t["texts"], t["emotions"], t["reference"], mm_generated=mm,
+            repeats=s.repeats, seed=s.seed, batch_size=s.batch)
+        return m, feats[:n], bad, len(feats)
+
+    def redraw(self, strategy, subsets: list[int], replicate: int) -> list[float]:
+        """Top-1 R-precision of ``strategy`` on ``subsets``, regenerated with the seeds of
+        replicate ``replicate`` (``hash_seed(seed, "redraw", replicate, j)``, never a row's own)
+        and scored with the rows' batch composition: one draw of the evaluation's own noise
+        (:func:`evaluators.continual.empirical_forgetting_floor`).  Test texts only, no
+        multimodality prompts."""
+        import torch
+
+        s = self.settings
+        out = []
+        for j in subsets:
+            t = self.tests[j]
+            torch.manual_seed(hash_seed(s.seed, "redraw", replicate, j))
+            feats, _ = self.decode(strategy.generate(list(t["texts"]), self.gen))
+            m = self.stages.evaluator.evaluate(feats, t["texts"], t["emotions"], t["reference"],
+                                               mm_generated=None, repeats=s.repeats, seed=s.seed,
+                                               batch_size=s.batch)
+            out.append(float(m["r_precision_top1"]))
+        return out
 
 
 def skipped_row() -> dict:

@@ -150,15 +150,18 @@ def format_summary(summary: "pd.DataFrame") -> str:
 
 
 # ----------------------------------------------------------------------------- validity
-def check_validity(run_dirs: list[str | Path], out_dir: str | Path, *, upper: str = "mtl",
-                   lower: str = "seq_lora", allow_mixed: bool = False) -> "pd.DataFrame":
+def check_validity(run_dirs: list[str | Path], out_dir: str | Path, *, upper: str | None = None,
+                   lower: str | None = None, allow_mixed: bool = False) -> "pd.DataFrame":
     """The instrument's validity checks (leaderboard.validity); writes validity.csv and .md."""
     from benchmark.io import atomic_write_text
     from leaderboard.runs import load_runs
     from leaderboard.tables import to_csv_text
     from leaderboard.validity import to_markdown, validity
 
-    table = validity(load_runs(run_dirs, allow_mixed=allow_mixed), upper=upper, lower=lower)
+    from leaderboard.validity import LOWER, UPPER
+
+    table = validity(load_runs(run_dirs, allow_mixed=allow_mixed), upper=upper or UPPER,
+                     lower=lower or LOWER)
     out = Path(out_dir)
     atomic_write_text(out / "validity.csv", to_csv_text(table))
     atomic_write_text(out / "validity.md", to_markdown(table))
@@ -168,9 +171,11 @@ def check_validity(run_dirs: list[str | Path], out_dir: str | Path, *, upper: st
 def validity_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", help="run folders or folders containing them")
     parser.add_argument("--out", required=True, help="output folder (validity.csv, validity.md)")
-    parser.add_argument("--upper", default="mtl", help="the joint upper-bound method (default mtl)")
-    parser.add_argument("--lower", default="seq_lora",
-                        help="the sequential lower-bound method (default seq_lora)")
+    from leaderboard.validity import LOWER, UPPER
+
+    parser.add_argument("--upper", default=UPPER, help=f"the joint upper-bound method (default {UPPER})")
+    parser.add_argument("--lower", default=LOWER,
+                        help=f"the sequential lower-bound method (default {LOWER})")
     parser.add_argument("--allow-mixed", action="store_true", help="merge different configurations")
 
 

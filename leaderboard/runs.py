@@ -231,12 +231,30 @@ def load_run(run_dir: str | Path, strict: bool = False) -> Run:
     extra = {}
     if isinstance(res.get("generation_failure_rate"), (int, float)):
         extra["generation_failure_rate"] = float(res["generation_failure_rate"])
+    info = {k: res[k] for k in INFO_KEYS if k in res}
+    floor = _measured_floor(run_dir, res)
+    if floor is not None:
+        info["fr_floor_measured"] = floor
     return Run(path=run_dir, method=key.method, setting=key.setting, order=key.order,
                seed=key.seed, preset=key.preset,
                scenario_order=order, stage_hashes={k: str(v) for k, v in stages.items()},
                method_config_hash=hash_json(config.get("method_config", res.get("method_config", {}))),
                matrices=mats, baseline=baseline, aggregates=agg, reported=reported, extra=extra,
-               info={k: res[k] for k in INFO_KEYS if k in res})
+               info=info)
+
+
+def _measured_floor(run_dir: Path, res: dict) -> dict | None:
+    """``RUN/fr_floor.json`` (``l2emg floor``) when there is one; it must be of this run."""
+    from evaluators.continual import FLOOR_FILE
+
+    path = run_dir / FLOOR_FILE
+    if not path.is_file():
+        return None
+    floor = _read_json(path)
+    if floor.get("config_hash") != res.get("config_hash"):
+        raise DataError(path, f"measured on config {floor.get('config_hash')}, the run is "
+                        f"{res.get('config_hash')}", "measure again: l2emg floor RUN --force")
+    return floor
 
 
 def _field_value(run: Run, name: str) -> str | None:

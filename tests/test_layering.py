@@ -10,7 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("benchmark", "evaluators", "leaderboard", "baselines", "methods")
 # the orchestration layer: what runs experiments (the run loop, the sweep, the bench, the CLI)
-ORCHESTRATION = ("benchmark.runner", "benchmark.sweep", "benchmark.pipeline", "benchmark.cli")
+ORCHESTRATION = ("benchmark.runner", "benchmark.sweep", "benchmark.pipeline", "benchmark.floor",
+                 "benchmark.cli")
 
 
 def _module_name(path: Path) -> str:

@@ -237,3 +237,66 @@ def test_untrained_row_sits_at_chance_and_training_beats_it(base_cfg, tmp_path):
     assert trained < 0.7 * base["fid"]                          # trained on it: clearly better
     # the ground-truth row is scored on the same subset and batch
     assert res["n_test"] == [int(chance["n_test"])]
+
+
+def test_floor_reopens_the_run_reproduces_its_last_row_and_measures_the_noise(base_cfg, full_run,
+                                                                               tmp_path, capsys):
+    """`l2emg floor`: the reopened final model gives the run's own R@1, the draws are fresh
+    generations (not the row's), and the result lands in fr_floor.json next to the binomial one."""
+    import shutil
+
+    from benchmark.floor import FLOOR_FILE, measure
+
+    folder = tmp_path / "seq"
+    shutil.copytree(full_run, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    ex = {k: base_cfg[k] for k in ("cache", "data", "tokenizer", "evaluator")}
+    f = measure(folder, gens=3, **ex)
+    res = json.loads((folder / "result.json").read_text())
+    assert f["reproduced_last_row_subset0"] == pytest.approx(res["final"]["r_precision_top1"][0], abs=1e-12)
+    draws = f["draws"]
+    assert len(draws) == 3 and all(len(d) == 3 and d[-1] is None for d in draws)
+    assert all(0.0 <= x <= 1.0 for d in draws for x in d[:-1])
+    assert f["binomial"] == res["fr_floor"] and f["FR"] == res["aggregates"]["FR"]
+    assert f["q95"] >= f["mean"] >= 0.0 and f["inside"] == (f["FR"] <= f["q95"])
+    assert json.loads((folder / FLOOR_FILE).read_text())["mean"] == f["mean"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != FLOOR_FILE} == before
+    again = measure(folder, gens=3, **ex)                      # seeded: the same draws
+    assert again["draws"] == draws
+    # through the CLI: kept unless --force
+    assert main(["floor", str(folder), *[x for k, v in ex.items() for x in (f"--{k}", v)]]) == 0
+    assert "kept" in capsys.readouterr().out
+    # the leaderboard carries it (validity's forgetting check uses it), and refuses a stale one
+    from leaderboard.runs import load_run
+
+    assert load_run(folder).info["fr_floor_measured"]["q95"] == f["q95"]
+    stale = {**f, "config_hash": "0" * 16}
+    (folder / FLOOR_FILE).write_text(json.dumps(stale))
+    with pytest.raises(DataError, match="fr_floor.json.*--force"):
+        load_run(folder)
+
+
+def test_floor_refuses_joint_runs_unfinished_folders_and_other_stages(base_cfg, full_run, tmp_path):
+    import shutil
+
+    from benchmark.floor import measure
+
+    ex = {k: base_cfg[k] for k in ("cache", "data", "tokenizer", "evaluator")}
+    with pytest.raises(DataError, match="not a finished run"):
+        measure(tmp_path, **ex)
+    folder = tmp_path / "seq"
+    shutil.copytree(full_run, folder)
+    with pytest.raises(DataError, match="at least 2 draws"):
+        measure(folder, gens=1, **ex)
+    cfg_path = folder / "config.json"
+    record = json.loads(cfg_path.read_text())
+    made_elsewhere = {**record, "config_hash": "0" * 16,        # as if made with other stages
+                      "stage_hashes": {**record["stage_hashes"], "evaluator": "e" * 16}}
+    cfg_path.write_text(json.dumps(made_elsewhere))
+    with pytest.raises(DataError, match="config hash.*evaluator"):
+        measure(folder, **ex)
+    cfg_path.write_text(json.dumps(record))
+    (folder / "checkpoints" / "state.pt").unlink()
+    with pytest.raises(DataError, match="state.pt.*missing"):
+        measure(folder, **ex)
+    assert not (folder / "fr_floor.json").exists()

@@ -99,8 +99,10 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
             "--orders", "Daily Life,Sports,Dance", "--seeds", "0", "--jobs", "1",
             "--data", str(tiny_corpus_dir), "--tokenizer", str(tiny_tokenizer.saved_dir),
             "--evaluator", str(tiny_evaluator.root), "--max-test", "6", "--no-progress",
-            "--out", str(out)]
+            "--floor-gens", "2", "--out", str(out)]
     assert main(argv) == 0
+    # the validity report's lower bound got its measured floor; the joint run has no FR
+    assert [p.parent.parent.parent.parent.name for p in (out / "runs").rglob("fr_floor.json")] == ["seq_lora"]
     lb = pd.read_csv(out / "leaderboard" / "leaderboard.csv")
     ours = lb[lb["source"] != "paper"]
     assert set(ours["method"]) == {"seq_lora", "mtl"}
@@ -115,10 +117,12 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
     validity = pd.read_csv(out / "stats" / "validity.csv")
     assert {"chance", "learning", "upper bound", "forgetting"} <= set(validity["check"])
     assert "Is the instrument valid?" in (out / "stats" / "validity.md").read_text()
+    assert "measured floor" in validity.set_index("check").loc["forgetting", "detail"]
     info = json.loads((out / "bench.json").read_text())
     assert info["runs_failed"] == {} and len(info["runs_finished_now"]) == 2
+    assert info["floors_measured_now"] == 1
     assert not math.isnan(info["wall_time_s"])
     # rerun: nothing left to do, same leaderboard
     assert main(argv) == 0
     info2 = json.loads((out / "bench.json").read_text())
-    assert info2["runs_finished_now"] == []
+    assert info2["runs_finished_now"] == [] and info2["floors_measured_now"] == 0

@@ -69,6 +69,26 @@ def test_forgetting_floor_matches_fr_of_simulated_runs_without_forgetting():
         C.forgetting_floor(forget, 0)
 
 
+def test_empirical_floor_has_its_closed_form_and_is_below_the_binomial_for_mixed_items():
+    # N = 3: FR = (E[max(X0, X1) - X2] + E[X1' - X2']) / 2 = (sd / sqrt(pi) + 0) / 2 (x 100)
+    sd = 0.02
+    draws = np.array([[0.25 - sd, 0.5, np.nan], [0.25 + sd, 0.5, np.nan]])   # column 0: std (ddof 1) = sd * sqrt(2)
+    f = C.empirical_forgetting_floor(draws, sims=400_000, seed=0)
+    assert f["sd"][0] == pytest.approx(sd * np.sqrt(2)) and f["sd"][1] == 0.0 and np.isnan(f["sd"][2])
+    assert f["mean"] == pytest.approx(100 * sd * np.sqrt(2) / np.sqrt(np.pi) / 2, rel=0.02)
+    assert C.empirical_forgetting_floor(np.full((4, 8), 0.3))["q95"] == 0.0    # no spread, no floor
+    # half the texts always retrieved, half never (rate 0.5, no noise at all): the binomial
+    # floor still sees a coin per text, the measured one sees what the evaluation does
+    n_test, items = 64, np.r_[np.ones(32), np.zeros(32)]
+    draws = np.tile(items.mean(), (5, 8))
+    assert C.forgetting_floor(np.full((8, 8), 0.5), n_test)["mean"] > 3
+    assert C.empirical_forgetting_floor(draws)["mean"] == 0.0
+    for bad in (np.zeros((1, 8)), np.zeros(8), np.full((3, 8), np.nan)):
+        with pytest.raises(ValueError, match="draws"):
+            C.empirical_forgetting_floor(bad)
+    assert np.isnan(C.empirical_forgetting_floor(np.zeros((3, 1)))["mean"])
+
+
 class _Exp:
     def __init__(self, name, n):
         self.subset_name = name

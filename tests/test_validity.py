@@ -45,6 +45,20 @@ def test_forgetting_fails_when_fr_is_what_no_forgetting_gives():
     assert row["passed"] is False
 
 
+def test_forgetting_uses_the_measured_floor_only_when_every_run_has_one():
+    frs = [4.0, 5.3, 3.9, 5.1]                  # inside the binomial floor (4.6), above 2.0
+    runs = [_run(fr=f, seed=i) for i, f in enumerate(frs)]
+    for r in runs:
+        r.info["fr_floor_measured"] = {"mean": 2.0, "q95": 3.5}
+    row = check_forgetting(runs, "unseen", "seq_lora")
+    assert row["value"] == pytest.approx(np.mean(frs) - 2.0) and row["passed"] is True
+    assert "measured floor" in row["detail"] and "4/4 run(s) above" in row["detail"]
+    assert f"against the binomial floor: {np.mean(frs) - 4.6:.2f}" in row["detail"]
+    del runs[0].info["fr_floor_measured"]       # one run without: all on the binomial floor
+    row = check_forgetting(runs, "unseen", "seq_lora")
+    assert row["passed"] is False and "binomial floor" in row["detail"]
+
+
 def test_forgetting_is_not_measurable_from_one_run():
     row = check_forgetting([_run(fr=20.0)], "unseen", "seq_lora")
     assert row["passed"] is None and row["value"] == pytest.approx(15.4)

@@ -15,13 +15,12 @@ printed precision (1e-6 m) whatever the rotations.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import DataError
+from benchmark.io import DataError, read_json
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -110,11 +109,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool =
     if not index_path.is_file():
         raise DataError(index_path, "missing: the run has no samples",
                         "pass a finished `l2emg run` folder (it writes samples/index.json)")
-    try:
-        index = json.loads(index_path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{index_path}:{err.lineno}", f"is not valid JSON ({err.msg})",
-                        "rerun the run's last experience or restore the file") from err
+    index = read_json(index_path, "rerun the run's last experience or restore the file")
     if not isinstance(index, dict) or not index:
         raise DataError(index_path, "lists no samples", "rerun the run")
     jobs: list[tuple[str, Path]] = []
