@@ -40,7 +40,7 @@ def config_from_record(record: dict, **execution):
     return RunConfig.from_options(**opts, **execution)
 
 
-def measure(run_dir: str | Path, gens: int = 5, **execution) -> dict:
+def measure(run_dir: str | Path, gens: int = 10, **execution) -> dict:
     """Measure the empirical floor of one finished run, write ``RUN/fr_floor.json``, return it.
     ``execution``: the run's execution options (``cache``, ``data``, ``threads``...)."""
     from benchmark.runner import thread_limits
@@ -116,7 +116,7 @@ def _measure(run_dir: Path, gens: int, execution: dict) -> dict:
 def floor_args(parser) -> None:
     a = parser.add_argument
     a("runs", nargs="+", help="finished run folders (continual methods: a joint run has no FR)")
-    a("--gens", type=int, default=5, help="regenerations of the final model (default 5)")
+    a("--gens", type=int, default=10, help="regenerations of the final model (default 10)")
     a("--cache", default="runs/cache", help="the stage cache the runs were made with")
     a("--data", help="corpus folder the runs were made with (default: the synthetic corpus)")
     a("--tokenizer", help="motion tokenizer folder the runs were made with")

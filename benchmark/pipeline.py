@@ -26,12 +26,13 @@ def bench_args(p) -> None:
                    help="metrics for `compare`, comma-separated (default AR,FR,AF): one report each "
                         "in stats/<metric>/")
     p.add_argument("--no-figures", action="store_true", help="skip heat maps and motion renders")
-    p.add_argument("--floor", default=None, metavar="METHODS",
+    p.add_argument("--floor", default="all", metavar="METHODS",
                    help="measure FR's no-forgetting floor (`l2emg floor`) on these methods' finished "
-                        "continual runs before the statistics (comma-separated, 'all', or 'none'; "
-                        "default: the validity report's lower bound)")
-    p.add_argument("--floor-gens", type=int, default=5,
-                   help="regenerations of each final model for the floor (default 5)")
+                        "continual runs before the statistics (comma-separated, 'lower' for the "
+                        "validity report's lower bound only, 'none'; default all: about 5%% of a "
+                        "run's time)")
+    p.add_argument("--floor-gens", type=int, default=10,
+                   help="regenerations of each final model for the floor (default 10)")
     add_shared_options(p, cache_default=None)
 
 
@@ -64,13 +65,14 @@ def bench(args) -> int:
     return 1 if report["failed"] else 0
 
 
-def _measure_floors(runs: Path, methods: str | None, gens: int, options: dict) -> int:
-    """``l2emg floor`` on the finished continual runs of ``methods`` (None: the validity
-    report's lower bound) that have no ``fr_floor.json`` yet; returns how many were measured."""
+def _measure_floors(runs: Path, methods: str, gens: int, options: dict) -> int:
+    """``l2emg floor`` on the finished continual runs of ``methods`` (``all``; ``lower``: the
+    validity report's lower bound; ``none``; or names) that have no ``fr_floor.json`` yet;
+    returns how many were measured."""
     from benchmark.floor import FLOOR_FILE, measure
     from benchmark.io import read_json
 
-    if methods is None:
+    if methods == "lower":
         from leaderboard.validity import LOWER
 
         methods = LOWER

@@ -101,7 +101,7 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
             "--evaluator", str(tiny_evaluator.root), "--max-test", "6", "--no-progress",
             "--floor-gens", "2", "--out", str(out)]
     assert main(argv) == 0
-    # the validity report's lower bound got its measured floor; the joint run has no FR
+    # every continual run got its measured floor (the default, --floor all); the joint run has no FR
     assert [p.parent.parent.parent.parent.name for p in (out / "runs").rglob("fr_floor.json")] == ["seq_lora"]
     lb = pd.read_csv(out / "leaderboard" / "leaderboard.csv")
     ours = lb[lb["source"] != "paper"]
