@@ -232,9 +232,13 @@ def load_run(run_dir: str | Path, strict: bool = False) -> Run:
     if isinstance(res.get("generation_failure_rate"), (int, float)):
         extra["generation_failure_rate"] = float(res["generation_failure_rate"])
     info = {k: res[k] for k in INFO_KEYS if k in res}
+    # FR's no-forgetting floors (mean, points) as per-run values next to FR in every table
+    if math.isfinite(agg.get("FR", math.nan)):
+        extra["FR_floor_binomial"] = float((res.get("fr_floor") or {}).get("mean", math.nan))
     floor = _measured_floor(run_dir, res)
     if floor is not None:
         info["fr_floor_measured"] = floor
+        extra["FR_floor_measured"] = float(floor["mean"])
     return Run(path=run_dir, method=key.method, setting=key.setting, order=key.order,
                seed=key.seed, preset=key.preset,
                scenario_order=order, stage_hashes={k: str(v) for k, v in stages.items()},
