@@ -39,6 +39,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("validity",): ("leaderboard.commands:validity",
                     "does the protocol measure? chance, learning, upper bound, forgetting, noise"),
     ("compare",): ("leaderboard.commands:compare", "statistics across scenario orders and methods"),
+    ("claims",): ("leaderboard.commands:claims",
+                  "test pre-registered directional claims (Wilcoxon, Holm per family) on runs"),
     ("bench",): ("benchmark.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),
     ("export",): ("benchmark.corpus.bvh_export:export",
                   "write a run's generated and ground-truth samples as BVH (SMPL skeleton)"),
