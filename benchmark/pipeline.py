@@ -26,6 +26,9 @@ def bench_args(p) -> None:
                    help="metrics for `compare`, comma-separated (default AR,FR,AF): one report each "
                         "in stats/<metric>/")
     p.add_argument("--no-figures", action="store_true", help="skip heat maps and motion renders")
+    p.add_argument("--claims", metavar="CSV",
+                   help="claims file tested into stats/claims.md (`l2emg claims`; default: the "
+                        "paper's Table 2 as directional claims)")
     p.add_argument("--floor", default="all", metavar="METHODS",
                    help="measure FR's no-forgetting floor (`l2emg floor`) on these methods' finished "
                         "continual runs before the statistics (comma-separated, 'lower' for the "
@@ -42,6 +45,10 @@ def bench(args) -> int:
 
     t0 = time.time()
     out = Path(args.out)
+    if getattr(args, "claims", None):  # a bad claims file fails now, not after the runs
+        from leaderboard.claims import read_claims
+
+        read_claims(args.claims)
     options = shared_options(args)
     if not options.get("cache"):
         options["cache"] = str(out / "cache")
@@ -110,9 +117,12 @@ def _leaderboard(out: Path, cfg, args):
             leaderboard.compare([runs], out / "stats" / metric, metric=metric)
         except DataError as err:  # too few runs for a test is a message, not a failure
             print(f"bench: statistics of {metric} skipped: {err}")
-    from leaderboard.commands import check_validity
+    from leaderboard.commands import check_claims, check_validity
     from leaderboard.validity import to_markdown
 
+    claims = check_claims([runs], out / "stats", spec_path=getattr(args, "claims", None))
+    counts = claims["verdict"].value_counts()
+    print("bench: claims (stats/claims.md): " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     print(to_markdown(check_validity([runs], out / "stats")))
     return _summary_text(table)
 

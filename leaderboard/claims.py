@@ -16,7 +16,8 @@ seed) for the others (BWT, FWT).  Test: two-sided Wilcoxon signed-rank (exact fo
 rank-biserial r of a - b as the effect size, Holm within each family.  A claim "holds" when the
 mean difference has the claimed sign and "is reversed" when it has the other; either is
 significant only when its Holm-adjusted p < alpha.  Each row also gives the smallest Holm p the
-design can reach (family size x 2 / 2^n), so a family that cannot reach significance with its
+design lets it reach (Holm over the family's smallest exact p's, 2 / 2^n each: family size x
+2 / 2^n when the claims have equal n), so a family that cannot reach significance with its
 blocks says so instead of looking like evidence of no effect.
 
 The file's SHA-256 is written with the results, so a result names the exact claims it tested;
@@ -156,9 +157,11 @@ def evaluate_claims(spec: pd.DataFrame, runs: list, alpha: float = 0.05) -> pd.D
     for family in families.values():
         tested = [row for row in family if math.isfinite(row.get("p_value", math.nan))]
         m = len(tested)
-        for row, q in zip(tested, _holm([row["p_value"] for row in tested]) if tested else []):
+        adjusted = _holm([row["p_value"] for row in tested]) if tested else []
+        # the Holm p each claim gets when every claim of the family reaches its smallest exact p
+        floors = _holm([2.0 / 2 ** row["n_blocks"] for row in tested]) if tested else []
+        for row, q, best in zip(tested, adjusted, floors):
             n = row["n_blocks"]
-            best = min(1.0, m * 2.0 / 2 ** n)
             sign = 1.0 if row["relation"] == ">" else -1.0
             row.update(p_holm=q, best_p_holm=best, verdict=_verdict(sign, row["mean_diff"], q, alpha))
             if best >= alpha:

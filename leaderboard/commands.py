@@ -189,39 +189,45 @@ def validity(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- claims
-def check_claims(spec_path: str | Path, run_dirs: list[str | Path], out_dir: str | Path, *,
+def check_claims(run_dirs: list[str | Path], out_dir: str | Path, *, spec_path: str | Path | None = None,
                  alpha: float = 0.05, allow_mixed: bool = False) -> "pd.DataFrame":
-    """Test the pre-registered claims of ``spec_path`` (leaderboard.claims) on the runs; writes
+    """Test the claims of ``spec_path`` (default: the paper's Table 2 as claims,
+    leaderboard/reference/paper_claims.csv; see leaderboard.claims) on the runs; writes
     claims.csv and claims.md (with the claims file's SHA-256); returns the result rows."""
+    from importlib import resources
+
     from benchmark.io import atomic_write_text
     from leaderboard.claims import evaluate_claims, read_claims, sha256_of, to_markdown
     from leaderboard.runs import load_runs
     from leaderboard.tables import to_csv_text
 
-    spec = read_claims(spec_path)
+    with resources.as_file(resources.files("leaderboard") / "reference" / "paper_claims.csv") as paper:
+        path = Path(spec_path) if spec_path is not None else paper
+        spec = read_claims(path)
+        digest = sha256_of(path)
     runs = load_runs(run_dirs, allow_mixed=allow_mixed)
     res = evaluate_claims(spec, runs, alpha=alpha)
-    digest = sha256_of(spec_path)
-    md = to_markdown(res, spec_path=spec_path, spec_sha256=digest, n_runs=len(runs), alpha=alpha)
-    table = res.assign(claims_sha256=digest)
+    md = to_markdown(res, spec_path=path, spec_sha256=digest, n_runs=len(runs), alpha=alpha)
     out = Path(out_dir)
-    atomic_write_text(out / "claims.csv", to_csv_text(table))
+    atomic_write_text(out / "claims.csv", to_csv_text(res.assign(claims_sha256=digest)))
     atomic_write_text(out / "claims.md", md)
     return res
 
 
 def claims_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="CLAIMS",
-                        help="claims CSV (family,metric,a,relation,b[,setting,order,seed]); see docs/leaderboard.md")
     parser.add_argument("runs", nargs="+", metavar="RUNS",
                         help="run folders, or folders searched recursively for result.json")
     parser.add_argument("--out", required=True, help="output folder (claims.csv, claims.md)")
+    parser.add_argument("--claims", metavar="CSV",
+                        help="claims file (family,metric,a,relation,b[,setting,order,seed]; "
+                             "docs/leaderboard.md); default: the paper's Table 2 as claims")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (after Holm)")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="merge runs whose stage hashes/preset differ (default: refuse)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (after Holm)")
 
 
 def claims(args: argparse.Namespace) -> int:
-    check_claims(args.spec, args.runs, args.out, alpha=args.alpha, allow_mixed=args.allow_mixed)
+    check_claims(args.runs, args.out, spec_path=args.claims, alpha=args.alpha,
+                 allow_mixed=args.allow_mixed)
     print((Path(args.out) / "claims.md").read_text())
     return 0

@@ -118,6 +118,10 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
     assert {"chance", "learning", "upper bound", "forgetting"} <= set(validity["check"])
     assert "Is the instrument valid?" in (out / "stats" / "validity.md").read_text()
     assert "measured floor" in validity.set_index("check").loc["forgetting", "detail"]
+    claims = pd.read_csv(out / "stats" / "claims.csv").set_index(["family", "claim"])
+    upper = claims.loc[("unseen AR MTL upper bound", "mtl > seq_lora on AR")]
+    assert upper.n_blocks >= 2 and upper.verdict != "not run"       # tested on the runs made
+    assert (claims.xs("unseen AR ES-MoE vs baselines", level="family").verdict == "not run").all()
     info = json.loads((out / "bench.json").read_text())
     assert info["runs_failed"] == {} and len(info["runs_finished_now"]) == 2
     assert info["floors_measured_now"] == 1
