@@ -71,6 +71,28 @@ def mean_t_ci(values) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
+def runs_to_resolve(mean: float, std: float, limit: int = 100_000) -> int | None:
+    """The smallest number of runs n >= 2 whose Student-t 95% CI of a mean excludes 0, if the
+    runs keep this ``mean`` and ``std``: ``t_{0.975, n-1} std / sqrt(n) < |mean|``.  None for
+    a zero mean or a non-finite input, or above ``limit``."""
+    if not (np.isfinite(mean) and np.isfinite(std)) or mean == 0:
+        return None
+    if std == 0:
+        return 2
+    lo, hi = 2, 2
+    while t_halfwidth(std, hi) >= abs(mean):
+        if hi >= limit:
+            return None
+        lo, hi = hi, min(2 * hi, limit)
+    while lo < hi:  # the half-width falls with n: bisect for the first n below |mean|
+        mid = (lo + hi) // 2
+        if t_halfwidth(std, mid) < abs(mean):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
 def _row(**kw) -> dict:
     return {c: kw.get(c, np.nan if c not in ("analysis", "metric", "setting", "method", "group_a",
                                               "group_b", "effect_name", "note") else "")

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from leaderboard.runs import Run
-from leaderboard.stats import mean_t_ci
+from leaderboard.stats import mean_t_ci, runs_to_resolve
 
 UPPER, LOWER = "mtl", "seq_lora"      # the paper's joint upper and sequential lower bound
 COLUMNS = ("check", "setting", "value", "target", "ci_low", "ci_high", "passed", "detail")
@@ -143,6 +143,10 @@ def check_forgetting(lower: list[Run], setting: str, name: str) -> dict:
     detail = (f"{name} FR {fr_m:.2f} [{fr_lo:.2f}, {fr_hi:.2f}] points over {len(frs)} run(s) "
               f"minus its {kind} mean {floor_m:.2f}; {above}/{len(frs)} run(s) above their "
               f"floor's q95 (mean {floor_q:.2f})")
+    if passed is False:
+        need = runs_to_resolve(m, float(np.std(excess, ddof=1))) if m > 0 else None
+        detail += (f"; at this mean and spread about {need} runs would exclude 0" if need
+                   else "; the mean excess is not positive: more runs would not make it pass")
     if measured:
         _, b_means, _ = _excess(lower, "fr_floor")
         b = mean_t_ci([f - x for f, x in zip(frs, b_means) if np.isfinite(f) and np.isfinite(x)])

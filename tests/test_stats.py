@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from leaderboard.stats import (_holm, _wilcoxon, critical_difference, order_tests, run_stats,
-                               to_markdown)
+                               runs_to_resolve, t_halfwidth, to_markdown)
 
 
 def per_run(means: dict[str, float], metric="AR", orders=(1, 2, 3), seeds=range(5), noise=0.01,
@@ -112,3 +112,13 @@ def test_methods_paired_by_subset_known_answers():
     md = to_markdown(run_stats(per_run({"a": 0.3, "b": 0.2}, seeds=[0], orders=[1]), "AR",
                                per_subset=frame[frame.method != "c"]))
     assert "## Methods paired by test subset" in md and "| a | b | 8 |" in md and "8/8" in md
+
+
+def test_runs_to_resolve_known_answers():
+    # mean 1, sd 1: t(5) 2.571 / sqrt 6 = 1.05 (not yet), t(6) 2.447 / sqrt 7 = 0.925 (excludes 0)
+    assert runs_to_resolve(1.0, 1.0) == 7 and runs_to_resolve(-1.0, 1.0) == 7
+    assert runs_to_resolve(1.0, 0.0) == 2
+    assert runs_to_resolve(0.0, 1.0) is None and runs_to_resolve(float("nan"), 1.0) is None
+    n = runs_to_resolve(0.65, 4.7)              # the replicate's forgetting excess and spread
+    assert t_halfwidth(4.7, n) < 0.65 <= t_halfwidth(4.7, n - 1) and 150 < n < 250
+    assert runs_to_resolve(1e-6, 1.0, limit=1000) is None

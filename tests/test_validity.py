@@ -43,6 +43,18 @@ def test_forgetting_fails_when_fr_is_what_no_forgetting_gives():
     row = check_forgetting(runs, "unseen", "seq_lora")
     assert row["ci_low"] < 0 < row["ci_high"]
     assert row["passed"] is False
+    assert "the mean excess is not positive" in row["detail"]
+
+
+def test_a_failing_forgetting_check_says_how_many_runs_would_resolve_it():
+    from leaderboard.stats import runs_to_resolve
+
+    frs = [5.0, 6.0, 4.0, 6.2]                  # excess over 4.6: mean 0.7, sd 1.0
+    row = check_forgetting([_run(fr=f, seed=i) for i, f in enumerate(frs)], "unseen", "seq_lora")
+    excess = np.array(frs) - 4.6
+    need = runs_to_resolve(excess.mean(), excess.std(ddof=1))
+    assert row["passed"] is False and need > 4
+    assert f"about {need} runs would exclude 0" in row["detail"]
 
 
 def test_forgetting_uses_the_measured_floor_only_when_every_run_has_one():
