@@ -237,6 +237,9 @@ def provenance(**extra: Any) -> dict:
         "created_unix": time.time(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    torch = sys.modules.get("torch")
+    if torch is not None:        # trained weights are byte-identical only at the same thread count
+        info["torch_threads"] = torch.get_num_threads()
     info.update(extra)
     return info
 

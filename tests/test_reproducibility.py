@@ -87,3 +87,21 @@ def test_code_version_reads_the_commit_a_git_archive_wrote(tmp_path):
     snap = code_version(tmp_path)
     assert snap["commit"] == "0123456789abcdef0123456789abcdef01234567"
     assert snap["source"] == "git archive" and snap["dirty"] is None
+
+
+def test_provenance_records_the_torch_thread_count():
+    """A tokenizer trained with 1 and with 2 torch threads got other weights (measured on the
+    `test` preset: content hashes 2ceaa84b… vs 89bed2b3…, each repeatable), so every result
+    and stage file records the thread count it was made with."""
+    import torch
+
+    from benchmark.io import provenance
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert provenance()["torch_threads"] == 1
+        torch.set_num_threads(2)
+        assert provenance()["torch_threads"] == 2
+    finally:
+        torch.set_num_threads(before)
