@@ -15,7 +15,8 @@ and confidence interval, so that a leaderboard is only read once its instrument 
    ``l2emg floor`` -> ``RUN/fr_floor.json``, the one used then, the binomial result beside it);
    the mean of that excess over orders x seeds > 0 with its Student-t 95% CI excluding 0.  (A run's FR is flagged on its own against the floor's 95th
    percentile, ``fr_floor.q95``; with n runs the mean's noise is ~1/sqrt(n) of one run's, so
-   the per-run q95 is not the threshold for the mean.  The detail gives both.)
+   the per-run q95 is not the threshold for the mean.  The detail gives both, and the excess per
+   scenario order when there are several: the order can decide whether a run forgets.)
 5. **noise floor**: the std of the lower bound's AR across seeds <= 1/4 of (joint AR - lower AR);
 6. **heat map**: the lower bound's diagonal is brighter than the cells below it (a fade).
 
@@ -128,6 +129,34 @@ def _excess(lower: list[Run], source: str) -> tuple[list[float], list[float], li
     return frs, means, q95s
 
 
+def _by_order(lower: list[Run], means: list[float]) -> str:
+    """The excess per scenario order (a breakdown, not a second verdict): the pooled mean can hide
+    orders that forget and orders that do not.  With >= 2 orders of >= 2 runs each, a
+    Kruskal-Wallis test of "the orders' excesses come from one distribution" is added."""
+    from scipy import stats
+
+    groups: dict[str, list[float]] = {}
+    for r, floor in zip(lower, means):
+        f = r.metric("FR")
+        if np.isfinite(f) and np.isfinite(floor):
+            groups.setdefault(str(r.order), []).append(f - floor)
+    if len(groups) < 2:
+        return ""
+    parts = []
+    for order in sorted(groups, key=lambda o: (len(o), o)):
+        m, lo, hi = mean_t_ci(groups[order])
+        ci = f" [{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else ""
+        parts.append(f"order {order} {m:+.2f}{ci} ({len(groups[order])} run(s))")
+    text = "; by order: " + ", ".join(parts)
+    testable = [v for v in groups.values() if len(v) >= 2]
+    if len(testable) >= 2:
+        try:
+            text += f" (Kruskal-Wallis across orders p = {stats.kruskal(*testable).pvalue:.3g})"
+        except ValueError:                       # every excess identical: nothing to rank
+            pass
+    return text
+
+
 def check_forgetting(lower: list[Run], setting: str, name: str) -> dict:
     measured = bool(lower) and all(r.info.get("fr_floor_measured") for r in lower)
     source = "fr_floor_measured" if measured else "fr_floor"
@@ -147,6 +176,7 @@ def check_forgetting(lower: list[Run], setting: str, name: str) -> dict:
         need = runs_to_resolve(m, float(np.std(excess, ddof=1))) if m > 0 else None
         detail += (f"; at this mean and spread about {need} runs would exclude 0" if need
                    else "; the mean excess is not positive: more runs would not make it pass")
+    detail += _by_order(lower, means)
     if measured:
         _, b_means, _ = _excess(lower, "fr_floor")
         b = mean_t_ci([f - x for f, x in zip(frs, b_means) if np.isfinite(f) and np.isfinite(x)])

@@ -115,3 +115,23 @@ def test_validity_table_has_each_check_once_per_setting():
                                        "noise floor", "heat map fade"]
     fade = table.set_index("check").loc["heat map fade"]
     assert fade["passed"] and fade["value"] == pytest.approx(0.1)
+
+
+def test_forgetting_detail_breaks_the_excess_down_by_order():
+    from scipy import stats
+
+    # orders 1 and 3 forget (excess over 4.6 of +3 to +4), order 2 does not (about -2)
+    frs = {"1": [7.6, 8.1, 8.6], "2": [2.6, 2.4], "3": [8.0]}
+    runs = [_run(fr=f, order=o, seed=i) for o, v in frs.items() for i, f in enumerate(v)]
+    row = check_forgetting(runs, "unseen", "seq_lora")
+    one = np.array(frs["1"]) - 4.6
+    half = 4.302653 * one.std(ddof=1) / np.sqrt(3)          # t(0.975, 2)
+    assert f"order 1 {one.mean():+.2f} [{one.mean() - half:+.2f}, {one.mean() + half:+.2f}] (3 run(s))" \
+        in row["detail"]
+    assert "order 2 -2.10 [" in row["detail"] and "order 3 +3.40 (1 run(s))" in row["detail"]
+    p = stats.kruskal(one, np.array(frs["2"]) - 4.6).pvalue     # the two orders with >= 2 runs
+    assert f"Kruskal-Wallis across orders p = {p:.3g}" in row["detail"]
+    # the verdict is still the pooled one, and one order alone gives no breakdown
+    assert row["value"] == pytest.approx(np.mean(sum(frs.values(), [])) - 4.6)
+    same = check_forgetting([_run(fr=f, seed=i) for i, f in enumerate(frs["1"])], "unseen", "seq_lora")
+    assert "by order" not in same["detail"]
