@@ -167,6 +167,16 @@ class TrainSettings:
     generation: dict = field(default_factory=dict)  # GenerationSettings fields
     dtype: str = "float32"
     n_samples: int = 8                              # generated samples kept for the renders
+    # share of each subset's training part the stream trains on (a nested, id-hashed choice:
+    # 0.25 is inside 0.5 is inside 1.0; val and test parts untouched): learning curves over data
+    train_fraction: float = 1.0
+
+    def __post_init__(self):
+        f = self.train_fraction
+        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0.0 < float(f) <= 1.0:
+            raise DataError(None, f"train_fraction {f!r} is not in (0, 1]",
+                            "pass --train-fraction with a share such as 0.5 (1 = the whole "
+                            "training part)")
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "eval_part": ("eval", "part"),
     "method_overrides": ("train", "overrides"), "generation": ("train", "generation"),
     "dtype": ("train", "dtype"), "n_samples": ("train", "n_samples"),
+    "train_fraction": ("train", "train_fraction"),
     **{f.name: ("execution", f.name) for f in dataclasses.fields(Execution)},
 }
 # preset-controlled options: None (or absent) = the preset's value
@@ -279,11 +290,13 @@ class RunConfig:
 
     def hashed(self) -> dict:
         """The options that decide the numbers (every node but ``execution``), flat.  The
-        evaluation part is left out when it is ``test`` (the default) and the scenario style
-        when it is 0, so runs made before those options existed keep their hash."""
+        evaluation part is left out when it is ``test`` (the default), the scenario style
+        when it is 0 and the training fraction when it is 1, so runs made before those options
+        existed keep their hash."""
         return {k: v for k, v in self.options().items()
                 if k not in EXECUTION_FIELDS and not (k == "eval_part" and v == "test")
-                and not (k == "scenario_style" and not v)}
+                and not (k == "scenario_style" and not v)
+                and not (k == "train_fraction" and v == 1.0)}
 
 
 def config_record(cfg: RunConfig, method_config: dict, stage_hashes: dict,

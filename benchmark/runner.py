@@ -225,6 +225,7 @@ def prepare(cfg: RunConfig, reopen: bool = False) -> RunState:
     from benchmark.backbone import GenerationSettings, MotionLM, MotionLMConfig
     from benchmark.seed import seed_everything
     from benchmark.strategy import registry
+    from benchmark.splits import subsample_train
     from benchmark.streams import make_scenario
 
     clock = time.time()
@@ -245,7 +246,8 @@ def prepare(cfg: RunConfig, reopen: bool = False) -> RunState:
 
     parse_loggers(ex.log)                       # so does an unknown --log
     stages, codes = build_run_stages(cfg)
-    scenario = make_scenario(stages.corpus, stages.manifest, _order_arg(key.order),
+    manifest = subsample_train(stages.manifest, cfg.train.train_fraction)
+    scenario = make_scenario(stages.corpus, manifest, _order_arg(key.order),
                              payload=codes.__getitem__, seed=key.seed)
     names = list(scenario.subset_names)
     method_config = _joint_budget(cfg, method_config, len(names))
@@ -459,6 +461,9 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
       help="corpus part the cells are scored on: test (results, the default) or val (choose a "
            "method's settings there, never on test; recorded, in the config hash, and the "
            "leaderboard refuses to merge val and test runs)")
+    a("--train-fraction", type=float, default=1.0,
+      help="share of each subset's training part to train on (a nested, id-hashed choice; "
+           "val and test untouched; in the config hash when < 1): learning curves over data")
     a("--threads", type=int, default=0, help="torch CPU threads per run (0 = default)")
     a("--no-progress", action="store_true", help="no progress bars")
     a("--log", default="", metavar="LOGGERS",
@@ -482,6 +487,7 @@ def shared_options(args) -> dict:
                 evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
                 device=args.device, max_test=args.max_test, threads=args.threads,
                 full_matrix=args.full_matrix, eval_part=args.eval_part,
+                train_fraction=args.train_fraction,
                 progress=not args.no_progress, method_overrides=method,
                 gradient_checkpointing=getattr(args, "gradient_checkpointing", False))
     if getattr(args, "log", ""):

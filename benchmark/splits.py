@@ -205,6 +205,32 @@ def make_splits(corpus, setting: str, seed: int, share: float = 0.2) -> pd.DataF
                          "part": labels["part"].astype(str)})
 
 
+def subsample_train(manifest: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """The manifest with only ``ceil(fraction * n)`` (at least 1) of each subset's ``n``
+    training rows kept; val and test rows are untouched.  The kept rows are those whose id
+    hashes lowest (BLAKE2b), so the choice does not depend on any seed, on the row order or
+    on the other subsets, and a smaller fraction keeps a subset of a larger one's rows.
+    ``fraction = 1`` returns the manifest unchanged."""
+    import hashlib
+    import math
+
+    if not 0.0 < float(fraction) <= 1.0:
+        raise DataError(None, f"train fraction {fraction!r} is not in (0, 1]",
+                        "pass a share such as 0.5 (--train-fraction)")
+    if float(fraction) == 1.0:
+        return manifest
+    keep = np.ones(len(manifest), dtype=bool)
+    ids = manifest["id"].astype(str).to_numpy()
+    train = (manifest["part"] == "train").to_numpy()
+    subsets = manifest["subset"].to_numpy()
+    for name in pd.unique(subsets[train]):
+        rows = np.flatnonzero(train & (subsets == name))
+        rank = sorted(rows, key=lambda r: hashlib.blake2b(ids[r].encode(), digest_size=8).digest())
+        n_keep = max(1, math.ceil(float(fraction) * len(rows)))
+        keep[rank[n_keep:]] = False
+    return manifest.loc[keep].reset_index(drop=True)
+
+
 def save_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a manifest CSV (id, subset, part) atomically."""
     return atomic_write_text(path, df.loc[:, list(MANIFEST_COLUMNS)].to_csv(index=False))

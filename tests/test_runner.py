@@ -300,3 +300,18 @@ def test_floor_refuses_joint_runs_unfinished_folders_and_other_stages(base_cfg, 
     with pytest.raises(DataError, match="state.pt.*missing"):
         measure(folder, **ex)
     assert not (folder / "fr_floor.json").exists()
+
+
+def test_a_train_fraction_shrinks_every_training_experience_and_is_recorded(base_cfg, tmp_path):
+    from benchmark.runner import prepare
+
+    full = prepare(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "a"), **base_cfg))
+    half = prepare(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "b"),
+                                          train_fraction=0.5, **base_cfg))
+    n_full = [len(e.dataset) for e in full.experiences]
+    n_half = [len(e.dataset) for e in half.experiences]
+    assert n_half == [-(-n // 2) for n in n_full] and min(n_full) > 1
+    assert half.record["train_fraction"] == 0.5 and "train_fraction" not in full.record
+    assert half.record["config_hash"] != full.record["config_hash"]
+    # the test stream the cells are scored on is the same
+    assert [t["ids"] for t in half.scorer.tests] == [t["ids"] for t in full.scorer.tests]

@@ -141,3 +141,28 @@ def test_bad_setting_and_share(small):
         make_splits(small, "random", 0)
     with pytest.raises(DataError, match="share"):
         make_splits(small, "unseen", 0, share=1.5)
+
+
+def test_subsample_train_is_nested_per_subset_and_leaves_val_test_alone(full):
+    from benchmark.splits import subsample_train
+
+    man = make_splits(full, "unseen", seed=0)
+    assert subsample_train(man, 1.0) is man
+    half, quarter = subsample_train(man, 0.5), subsample_train(man, 0.25)
+    for part in ("val", "test"):                        # untouched
+        assert set(half.loc[half.part == part, "id"]) == set(man.loc[man.part == part, "id"])
+    for name, rows in man[man.part == "train"].groupby("subset"):
+        n = len(rows)
+        h = set(half.loc[(half.part == "train") & (half.subset == name), "id"])
+        q = set(quarter.loc[(quarter.part == "train") & (quarter.subset == name), "id"])
+        assert len(h) == -(-n // 2) and len(q) == -(-n // 4)          # ceil(f * n)
+        assert q <= h <= set(rows["id"])                               # nested
+    # the choice depends on the ids only: not on the row order
+    shuffled = man.sample(frac=1.0, random_state=3)
+    assert (set(subsample_train(shuffled, 0.5)["id"]) == set(half["id"]))
+    # a tiny fraction keeps at least one training motion per subset
+    tiny = subsample_train(man, 1e-6)
+    assert (tiny[tiny.part == "train"].groupby("subset").size() == 1).all()
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(DataError, match="not in \\(0, 1\\]"):
+            subsample_train(man, bad)

@@ -181,3 +181,22 @@ def test_order_tests_use_subset_blocks_with_one_seed():
     # seeds as blocks: one seed is not enough
     res = order_tests(per_run, "AR")
     assert res[0]["note"].startswith("not tested")
+
+
+def test_the_train_fraction_is_hashed_only_below_one_and_reaches_the_config():
+    from benchmark.cli import build_parser
+    from benchmark.io import DataError
+    from benchmark.run_config import RunConfig
+    from benchmark.runner import shared_options
+
+    full = RunConfig.from_options(method="seq_lora", out="x", preset="tiny")
+    assert "train_fraction" not in full.hashed()       # old runs keep their config hash
+    assert full.replace(train_fraction=1).hashed() == full.hashed()
+    half = full.replace(train_fraction=0.5)
+    assert half.hashed()["train_fraction"] == 0.5 and half.hashed() != full.hashed()
+    argv = ["run", "--method", "seq_lora", "--out", "x", "--train-fraction", "0.25"]
+    opts = shared_options(build_parser(argv)[0].parse_args(argv))
+    assert RunConfig.from_options(method="seq_lora", out="x", **opts).train.train_fraction == 0.25
+    for bad in (0, 1.5, True):
+        with pytest.raises(DataError, match="train_fraction"):
+            full.replace(train_fraction=bad)
