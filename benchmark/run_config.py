@@ -172,11 +172,9 @@ class TrainSettings:
     train_fraction: float = 1.0
 
     def __post_init__(self):
-        f = self.train_fraction
-        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0.0 < float(f) <= 1.0:
-            raise DataError(None, f"train_fraction {f!r} is not in (0, 1]",
-                            "pass --train-fraction with a share such as 0.5 (1 = the whole "
-                            "training part)")
+        from benchmark.splits import check_train_fraction
+
+        check_train_fraction(self.train_fraction, "train_fraction")
 
 
 @dataclass(frozen=True)

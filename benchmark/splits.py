@@ -205,6 +205,17 @@ def make_splits(corpus, setting: str, seed: int, share: float = 0.2) -> pd.DataF
                          "part": labels["part"].astype(str)})
 
 
+def check_train_fraction(fraction, name: str = "train fraction") -> float:
+    """``fraction`` as a float, or a :class:`DataError` when it is not a number in (0, 1]
+    (the one range check behind ``--train-fraction``, the config and :func:`subsample_train`)."""
+    if (not isinstance(fraction, (int, float, np.floating)) or isinstance(fraction, bool)
+            or not 0.0 < float(fraction) <= 1.0):
+        raise DataError(None, f"{name} {fraction!r} is not in (0, 1]",
+                        "pass --train-fraction with a share such as 0.5 (1 = the whole "
+                        "training part)")
+    return float(fraction)
+
+
 def subsample_train(manifest: pd.DataFrame, fraction: float) -> pd.DataFrame:
     """The manifest with only ``ceil(fraction * n)`` (at least 1) of each subset's ``n``
     training rows kept; val and test rows are untouched.  The kept rows are those whose id
@@ -214,10 +225,8 @@ def subsample_train(manifest: pd.DataFrame, fraction: float) -> pd.DataFrame:
     import hashlib
     import math
 
-    if not 0.0 < float(fraction) <= 1.0:
-        raise DataError(None, f"train fraction {fraction!r} is not in (0, 1]",
-                        "pass a share such as 0.5 (--train-fraction)")
-    if float(fraction) == 1.0:
+    fraction = check_train_fraction(fraction)
+    if fraction == 1.0:
         return manifest
     keep = np.ones(len(manifest), dtype=bool)
     ids = manifest["id"].astype(str).to_numpy()
@@ -226,7 +235,7 @@ def subsample_train(manifest: pd.DataFrame, fraction: float) -> pd.DataFrame:
     for name in pd.unique(subsets[train]):
         rows = np.flatnonzero(train & (subsets == name))
         rank = sorted(rows, key=lambda r: hashlib.blake2b(ids[r].encode(), digest_size=8).digest())
-        n_keep = max(1, math.ceil(float(fraction) * len(rows)))
+        n_keep = max(1, math.ceil(fraction * len(rows)))
         keep[rank[n_keep:]] = False
     return manifest.loc[keep].reset_index(drop=True)
 

@@ -166,3 +166,18 @@ def test_subsample_train_is_nested_per_subset_and_leaves_val_test_alone(full):
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(DataError, match="not in \\(0, 1\\]"):
             subsample_train(man, bad)
+    for bad in (True, "0.5", None, float("nan")):                  # not a share at all
+        with pytest.raises(DataError, match="not in \\(0, 1\\]"):
+            subsample_train(man, bad)
+
+
+def test_check_train_fraction_is_the_one_range_check():
+    from benchmark.run_config import TrainSettings
+    from benchmark.splits import check_train_fraction
+
+    assert check_train_fraction(1) == 1.0 and isinstance(check_train_fraction(1), float)
+    assert check_train_fraction(np.float32(0.25)) == 0.25
+    with pytest.raises(DataError, match="train_fraction 0 is not in"):   # the config names its field
+        TrainSettings(train_fraction=0)
+    with pytest.raises(DataError, match="--train-fraction"):             # and says how to fix it
+        check_train_fraction(2.0)
