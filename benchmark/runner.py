@@ -474,13 +474,15 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
       help="recompute each decoder layer's activations in backward: less GPU memory, ~30%% more "
            "compute, same numbers (not part of the config hash)")
     a("--set", action="append", default=[], metavar="KEY=VALUE",
-      help="method config field (see `l2emg methods`); gen.KEY=VALUE sets a generation setting")
+      help="method config field (see `l2emg methods`); gen.KEY=VALUE sets a generation setting, "
+           "pretrain.KEY=VALUE a backbone pretraining setting (e.g. pretrain.recipe=text+motion, "
+           "pretrain.motion_pool_scale=0.1; another backbone stage)")
 
 
 def shared_options(args) -> dict:
     """Flat run options (:meth:`RunConfig.from_options` names) from :func:`add_shared_options`'
     arguments (the sweep passes them to every run as ``run_options``)."""
-    method, gen = parse_sets(args.set)
+    method, gen, pretrain = parse_sets(args.set)
     if getattr(args, "with_plugins", ""):
         method["with_plugins"] = args.with_plugins
     opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
@@ -498,6 +500,8 @@ def shared_options(args) -> dict:
         opts["cache"] = args.cache
     if gen:
         opts["generation"] = {**PRESETS[args.preset]["generation"], **gen}
+    if pretrain:
+        opts["pretrain"] = pretrain_settings(args.preset, pretrain)
     return opts
 
 
@@ -513,18 +517,47 @@ def run_command_args(parser) -> None:
     add_shared_options(parser)
 
 
-def parse_sets(pairs: list[str]) -> tuple[dict, dict]:
-    """``--set`` pairs -> (method config overrides, generation overrides)."""
-    method, gen = {}, {}
+def parse_sets(pairs: list[str]) -> tuple[dict, dict, dict]:
+    """``--set`` pairs -> (method config overrides, generation overrides (``gen.KEY``),
+    backbone pretraining overrides (``pretrain.KEY``, raw strings))."""
+    method, gen, pretrain = {}, {}, {}
     for pair in pairs:
         if "=" not in pair:
             raise DataError(None, f"--set {pair!r} is not KEY=VALUE", "write e.g. --set lr=1e-3")
         k, v = pair.split("=", 1)
         if k.startswith("gen."):
             gen[k[4:]] = json.loads(v) if v.replace(".", "", 1).isdigit() or v in ("true", "false") else v
+        elif k.startswith("pretrain."):
+            pretrain[k[len("pretrain."):]] = v
         else:
             method[k] = v
-    return method, gen
+    return method, gen, pretrain
+
+
+def pretrain_settings(preset: str, raw: dict[str, str]) -> dict:
+    """The preset's backbone pretraining settings with ``--set pretrain.KEY=VALUE`` overrides,
+    each converted to its :class:`PretrainConfig` field's type and checked there (a changed
+    recipe or pool is a different backbone stage and a different config hash)."""
+    from benchmark.backbone.pretrain import PretrainConfig
+
+    defaults = PretrainConfig()
+    names = [f.name for f in dataclasses.fields(PretrainConfig)]
+    merged = dict(PRESETS[preset].get("pretrain") or {"recipe": "none"})
+    for k, v in raw.items():
+        if k not in names:
+            raise DataError(None, f"--set pretrain.{k}: no such backbone pretraining setting",
+                            f"choose one of: {', '.join(names)}")
+        kind = type(getattr(defaults, k))
+        try:
+            merged[k] = kind(v)
+        except ValueError:
+            raise DataError(None, f"--set pretrain.{k}={v!r} is not of type {kind.__name__}",
+                            f"write e.g. --set pretrain.{k}={getattr(defaults, k)}") from None
+    try:
+        PretrainConfig(**merged)
+    except ValueError as e:
+        raise DataError(None, f"--set pretrain.*: {e}", "see `l2emg backbone pretrain --help`") from None
+    return merged
 
 
 def run_command(args) -> int:

@@ -140,3 +140,45 @@ def test_resume_reads_a_checkpoint_of_the_flat_runner():
            "failed": 1, "total": 9, "baseline_failed": 0, "baseline_total": 9, "elapsed": 3.5}
     p = Progress.from_dict(old)
     assert p.rows == [[{"fid": 1.0}]] and p.total == 9 and p.to_dict() == old
+
+
+def test_set_pretrain_overrides_the_backbone_recipe_and_changes_the_hash():
+    import argparse
+
+    from benchmark.runner import add_shared_options, shared_options
+
+    parser = argparse.ArgumentParser()
+    add_shared_options(parser)
+
+    def cfg(*sets):
+        args = parser.parse_args(["--preset", "long", *[x for s in sets for x in ("--set", s)]])
+        return RunConfig.from_options(method="seq_lora", out="o", **shared_options(args))
+
+    base = cfg()
+    assert base.stages.pretrain == {"recipe": "text"}          # the preset's, untouched
+    tm = cfg("pretrain.recipe=text+motion", "pretrain.motion_pool_scale=0.1",
+             "pretrain.motion_steps=2000", "lr=1e-3")
+    # typed as PretrainConfig's fields; a method --set beside it still goes to the method
+    assert tm.stages.pretrain == {"recipe": "text+motion", "motion_pool_scale": 0.1,
+                                  "motion_steps": 2000}
+    assert tm.train.overrides == {"lr": "1e-3"}
+    assert PRESETS["long"]["pretrain"] == {"recipe": "text"}    # the preset is not edited
+    assert _record(tm)["pretrain"] == tm.stages.pretrain
+    assert _record(tm)["config_hash"] != _record(cfg("lr=1e-3"))["config_hash"]
+    assert _record(cfg("pretrain.recipe=text"))["config_hash"] == _record(base)["config_hash"]
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("pretrain.pool=0.1", "no such backbone pretraining setting"),
+    ("pretrain.motion_steps=many", "is not of type int"),
+    ("pretrain.recipe=vision", "unknown pretraining recipe 'vision'"),
+    ("pretrain.motion_steps=-5", "motion_steps must be >= 0"),
+    ("pretrain.lr=0", "lr must be > 0"),
+])
+def test_bad_set_pretrain_is_refused_with_the_fix(pair, message):
+    from benchmark.runner import parse_sets, pretrain_settings
+
+    _, _, raw = parse_sets([pair])
+    with pytest.raises(DataError, match=message) as err:
+        pretrain_settings("long", raw)
+    assert "Fix:" in str(err.value) and "--set pretrain." in str(err.value)
