@@ -166,6 +166,11 @@ def test_set_pretrain_overrides_the_backbone_recipe_and_changes_the_hash():
     assert _record(tm)["pretrain"] == tm.stages.pretrain
     assert _record(tm)["config_hash"] != _record(cfg("lr=1e-3"))["config_hash"]
     assert _record(cfg("pretrain.recipe=text"))["config_hash"] == _record(base)["config_hash"]
+    # the preset's other pretraining settings stay (the `backbone pretrain --recipe` merge too)
+    from benchmark.runner import pretrain_settings
+
+    assert pretrain_settings("test", {"recipe": "text+motion"}) == {
+        "recipe": "text+motion", "text_steps": 30, "motion_steps": 10}
 
 
 @pytest.mark.parametrize("pair, message", [

@@ -20,12 +20,12 @@ def pretrain_command_args(parser) -> None:
 def pretrain_command(args) -> int:
     """Build (or reuse) the preset's pretrained backbone stage and print its record."""
     from benchmark.run_config import RunConfig
-    from benchmark.runner import build_run_stages
+    from benchmark.runner import build_run_stages, pretrain_settings
 
     cfg = RunConfig.from_options(method="seq_lora", out="-", setting=args.setting,
                                  preset=args.preset, data=args.data, cache=args.cache)
-    if args.recipe:
-        cfg = cfg.replace(pretrain={**(cfg.stages.pretrain or {}), "recipe": args.recipe})
+    if args.recipe:      # the same merge as `run --set pretrain.recipe=...`
+        cfg = cfg.replace(pretrain=pretrain_settings(args.preset, {"recipe": args.recipe}))
     stages, _ = build_run_stages(cfg)
     meta = json.loads((stages.backbone / "backbone.json").read_text())
     print(f"backbone {stages.backbone} (hash {stages.hashes['backbone']}): "
