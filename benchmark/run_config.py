@@ -34,7 +34,8 @@ from benchmark.io import DataError, hash_json
 from evaluators.protocol import EvalSettings
 
 __all__ = ["RunKey", "StageSettings", "EvalSettings", "TrainSettings", "Execution", "RunConfig",
-           "PRESETS", "DEFAULT_PRESET", "EXECUTION_FIELDS", "config_record"]
+           "PRESETS", "DEFAULT_PRESET", "EXECUTION_FIELDS", "config_record", "request_identity",
+           "recorded_identity", "check_folder_identity"]
 
 
 # ----------------------------------------------------------------------------- presets
@@ -185,6 +186,7 @@ class Execution:
     cache: str = "runs/cache"
     device: str = "cpu"
     resume: bool = False
+    overwrite: bool = False              # delete a run folder's contents first (another config's)
     progress: bool = True
     plugins: tuple[str, ...] = ()        # extra strategy files (--plugin)
     threads: int = 0                     # torch threads (0 = torch's default)
@@ -306,4 +308,78 @@ def config_record(cfg: RunConfig, method_config: dict, stage_hashes: dict,
     record.update(method_config=method_config, stage_hashes=dict(stage_hashes),
                   order={"name": cfg.key.order_name, "scenarios": list(scenario_names)})
     record["config_hash"] = hash_json(record)
+    # outside the hash (so old runs keep theirs): what the run was asked to be, before stages
+    record["request_hash"] = request_identity(cfg)
     return record
+
+
+# ----------------------------------------------------------------------------- run identity
+# config.json's keys that are not requested options but what the run resolved or built from them
+_RESOLVED_KEYS = ("method_config", "stage_hashes", "order", "config_hash", "request_hash")
+
+
+def request_identity(cfg: RunConfig) -> str:
+    """The hash of what a run is asked to be, known before any stage is built: the hashed
+    options (preset, scale, protocol, generation ...) with the ``--set`` / ``--with`` overrides
+    replaced by the method config they resolve to (``--set lr=0.5`` and ``--set lr=5e-1`` are
+    one request).  A run folder is reused only for the same request (and the same stages:
+    :func:`check_folder_identity` with ``stage_hashes``)."""
+    options = cfg.hashed()
+    try:
+        from benchmark.runner import method_config_for
+        from benchmark.strategy import registry
+
+        registry.discover(cfg.execution.plugins)
+        options["method_overrides"] = method_config_for(cfg).to_dict()
+    except (KeyError, DataError, TypeError, ValueError, ImportError):
+        pass          # an unknown method (plugin not loaded): the raw overrides identify it
+    return hash_json(options)
+
+
+def recorded_identity(record: dict) -> str | None:
+    """:func:`request_identity` of the run a ``config.json`` record describes (also of runs
+    made before the identity was recorded); None if the record cannot be read back."""
+    options = {k: v for k, v in record.items() if k in FIELDS and k not in _RESOLVED_KEYS}
+    try:
+        return request_identity(RunConfig.from_options(out=".", **options))
+    except (KeyError, DataError, TypeError, ValueError):
+        return None
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = sorted((set(old) | set(new)) - {"config_hash", "request_hash"})
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+def check_folder_identity(folder, cfg: RunConfig, stage_hashes: dict | None = None) -> str:
+    """Whether the run folder ``folder`` may be reused for ``cfg``: ``"new"`` (no run there),
+    ``"same"`` (a run of this very configuration, finished or not), or a :class:`DataError`
+    naming both hashes, what differs and the fix (another ``--out`` or ``--overwrite``).  With
+    ``stage_hashes`` (known once the stages are built) the folder's stages must match too."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return "new"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(path, f"unreadable run config ({err})",
+                        "remove the folder or pass --overwrite") from err
+    have, want = record.get("request_hash") or recorded_identity(record), request_identity(cfg)
+    fix = "choose another --out, or pass --overwrite to delete that run and start it again"
+    if have != want:
+        mine = {**cfg.hashed(), "method_config": None}
+        theirs = {k: v for k, v in record.items() if k in FIELDS}
+        diff = [k for k in _differences(theirs, {k: v for k, v in mine.items() if k in FIELDS})]
+        raise DataError(path, f"holds a run of another configuration (request {have} != {want}"
+                        f"{'; differs in ' + ', '.join(diff) if diff else ''}): its numbers are "
+                        "not this run's", fix)
+    if stage_hashes is not None and record.get("stage_hashes") not in (None, dict(stage_hashes)):
+        diff = _differences(record["stage_hashes"], dict(stage_hashes))
+        raise DataError(path, f"holds a run made on other stages ({', '.join(diff)}: "
+                        f"{', '.join(str(record['stage_hashes'].get(k)) for k in diff)} != "
+                        f"{', '.join(str(stage_hashes.get(k)) for k in diff)}): its numbers are not "
+                        "this run's", fix)
+    return "same"

@@ -91,6 +91,7 @@ class SweepConfig:
     time_min: int = 240                  # slurm job time limit (minutes)
     slurm_cluster: str | None = None     # submitit cluster: None = auto (slurm), "local" (tests)
     poll_s: float = 5.0                  # slurm: seconds between job polls
+    overwrite: bool = False              # rerun folders that hold another configuration's run
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -237,15 +238,51 @@ def make_run_config(spec: RunSpec, run_options: dict, resume: bool = False):
                                   order=spec.order, seed=spec.seed, resume=resume, **opts)
 
 
-def prepare_stages(cfg: SweepConfig) -> None:
+def prepare_stages(cfg: SweepConfig) -> dict:
     """Build the shared artefacts once (corpus, manifests, tokenizer, evaluator, backbone) in
-    this process, so parallel runs only ever read them."""
+    this process, so parallel runs only ever read them; returns their content hashes by
+    (setting, seed)."""
     from benchmark.runner import build_run_stages
 
+    hashes = {}
     for setting in cfg.settings:
         for seed in sorted(set(cfg.seeds)):
             spec = RunSpec(cfg.methods[0], setting, cfg.orders[0], seed, cfg.out / ".stages")
-            build_run_stages(make_run_config(spec, cfg.run_options))
+            stages, _ = build_run_stages(make_run_config(spec, cfg.run_options))
+            hashes[(setting, seed)] = dict(stages.hashes)
+    return hashes
+
+
+def check_grid(cfg: SweepConfig, specs: list[RunSpec], stage_hashes: dict | None = None) -> dict:
+    """Validate every cell before any work (a bad ``--set``, ``--with`` or ``--order`` fails
+    here, not after the stages) and check that each existing run folder holds a run of the very
+    configuration asked for (and, with ``stage_hashes`` by (setting, seed), of the same
+    stages).  Folders of another configuration are refused, or with ``cfg.overwrite`` emptied;
+    returns {label: request hash}."""
+    import shutil
+
+    from benchmark.run_config import check_folder_identity, request_identity
+    from benchmark.runner import validate_run_config
+
+    identities, refused = {}, []
+    for s in specs:
+        run_cfg = make_run_config(s, cfg.run_options)
+        if stage_hashes is None:
+            validate_run_config(run_cfg)
+        identities[s.label] = request_identity(run_cfg)
+        try:
+            check_folder_identity(s.out, run_cfg, None if stage_hashes is None
+                                  else stage_hashes.get((s.setting, s.seed)))
+        except DataError as err:
+            if not cfg.overwrite:
+                refused.append(err)
+                continue
+            shutil.rmtree(s.out, ignore_errors=True)
+    if refused:
+        more = f" (and {len(refused) - 1} more run folder(s) like it)" if len(refused) > 1 else ""
+        first = refused[0]
+        raise DataError(first.path, f"{first.problem}{more}", first.fix)
+    return identities
 
 
 def _absolute(opts: dict) -> dict:
@@ -261,7 +298,7 @@ def _absolute(opts: dict) -> dict:
     return out
 
 
-def write_plan(cfg: SweepConfig, specs: list[RunSpec]) -> Path:
+def write_plan(cfg: SweepConfig, specs: list[RunSpec], identities: dict | None = None) -> Path:
     """``OUT/sweep.json``: every run this folder's sweeps planned (merged with earlier plans)."""
     path = cfg.out / PLAN_FILE
     runs = {}
@@ -273,7 +310,8 @@ def write_plan(cfg: SweepConfig, specs: list[RunSpec]) -> Path:
                             "delete it; the next sweep writes it again") from err
     for s in specs:
         runs[s.label] = {"label": s.label, "method": s.method, "setting": s.setting,
-                         "order": s.order, "seed": s.seed, "folder": str(s.out.relative_to(cfg.out))}
+                         "order": s.order, "seed": s.seed, "folder": str(s.out.relative_to(cfg.out)),
+                         "request_hash": (identities or {}).get(s.label)}
     return atomic_write_json(path, {"runs": list(runs.values()), "executor": cfg.executor,
                                     "updated": time.time()})
 
@@ -282,20 +320,24 @@ def sweep_runs(cfg: SweepConfig, progress: bool = True) -> dict:
     """Run every pending cell; returns {"done": [...], "failed": {label: error}, "skipped": [...]}."""
     cfg = dataclasses.replace(cfg, out=cfg.out.resolve())
     specs = plan(cfg)
-    write_plan(cfg, specs)
+    identities = check_grid(cfg, specs)        # every option checked before any stage is built
+    write_plan(cfg, specs, identities)
+    if cfg.executor != "local":
+        cfg = dataclasses.replace(cfg, run_options=_absolute(cfg.run_options))
+    if progress:
+        print(f"sweep: {len(specs)} runs planned; building or reusing the stages in "
+              f"{cfg.run_options.get('cache') or 'the cache'}", flush=True)
+    check_grid(cfg, specs, prepare_stages(cfg))   # finished runs must be of these very stages
     pending = [s for s in specs if status(s) != "done"]
     skipped = [s.label for s in specs if status(s) == "done"]
     report = {"planned": len(specs), "skipped": skipped, "done": [], "failed": {}, "seconds": {}}
     if progress:
-        print(f"sweep: {len(specs)} runs planned, {len(skipped)} already finished, "
-              f"{len(pending)} to run with {_how(cfg)}")
+        print(f"sweep: {len(specs)} runs planned, {len(skipped)} already finished (same "
+              f"configuration and stages), {len(pending)} to run with {_how(cfg)}", flush=True)
     if not pending:
         return report
     for s in pending:                     # a failure of an earlier sweep is retried now
         (s.out / FAILED_FILE).unlink(missing_ok=True)
-    if cfg.executor != "local":
-        cfg = dataclasses.replace(cfg, run_options=_absolute(cfg.run_options))
-    prepare_stages(cfg)
     cores = os.cpu_count() or 1
     per_run = cfg.cpus_per_run or (max(1, cores // cfg.jobs) if cfg.executor == "local" else 1)
     threads = cfg.run_options.get("threads") or per_run
@@ -451,6 +493,9 @@ def add_grid_args(p) -> None:
                    help="comma-separated order numbers (1,2,3); an explicit order is ';'-separated "
                         "lists of names, e.g. 'Dance,Sports;Sports,Dance'")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rerun run folders that hold another configuration's run (by default the "
+                        "command refuses them: a folder is reused only for the same config hash)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="runs in parallel on this machine (default: min(2, cores)); each run gets "
                         "cores // jobs torch threads")
@@ -500,7 +545,8 @@ def grid_from_args(args) -> dict:
                 orders=orders, seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
                 jobs=args.jobs, executor=args.executor, address=args.address,
                 cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
-                max_retries=args.max_retries, partition=args.partition, time_min=args.time_min)
+                max_retries=args.max_retries, partition=args.partition, time_min=args.time_min,
+                overwrite=getattr(args, "overwrite", False))
 
 
 def parse_orders(text: str) -> list[str]:

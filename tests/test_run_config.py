@@ -55,7 +55,7 @@ def test_config_hash_is_the_one_of_the_flat_config(name):
     record = _record(RunConfig.from_options(**options))
     assert record["config_hash"] == pinned
     # the record keeps its flat layout: the 20 hashed options + method_config, stage hashes
-    assert len(record) == 23 and not set(record) & set(EXECUTION_FIELDS)
+    assert len(record) == 24 and not set(record) & set(EXECUTION_FIELDS)   # + request_hash (unhashed)
 
 
 def test_execution_fields_do_not_change_the_hash():
@@ -83,7 +83,7 @@ def test_the_tree_and_its_flat_options():
     assert cfg.stages.corpus_scale == PRESETS["test"]["corpus_scale"]
     assert cfg.train.overrides == {"lr": "1e-3"} and cfg.train.n_samples == 2
     assert cfg.execution == Execution(out="o", device="cuda")
-    assert set(cfg.options()) == set(FIELDS) and len(FIELDS) == 37   # 33 + log, eval_part, scenario_style, train_fraction
+    assert set(cfg.options()) == set(FIELDS) and len(FIELDS) == 38   # 33 + log, eval_part, scenario_style, train_fraction, overwrite
     assert RunConfig.from_options(**cfg.options()) == cfg
     assert cfg.replace(seed=5).eval.seed == 5            # the evaluation follows the run seed
     # the preset's values are copies: editing a config never edits the preset

@@ -22,7 +22,11 @@ def coerce_field(cls: type, name: str, value: Any) -> Any:
             return False
         raise ValueError(f"{name}: expected true/false, got {value!r}")
     if kind in (int, float):
-        return kind(value)
+        try:
+            return kind(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not {'an' if kind is int else 'a'} "
+                             f"{kind.__name__}") from None
     if origin is tuple:
         text = value.strip()
         items = json.loads(text) if text.startswith("[") else [s for s in text.split(",") if s]
