@@ -41,6 +41,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("compare",): ("leaderboard.commands:compare", "statistics across scenario orders and methods"),
     ("claims",): ("leaderboard.commands:claims",
                   "test pre-registered directional claims (Wilcoxon, Holm per family) on runs"),
+    ("reference",): ("leaderboard.reproduce:reference",
+                     "write reference results (mean and 95% CI per system, setting, metric) from runs"),
+    ("reproduce",): ("leaderboard.reproduce:reproduce",
+                     "compare your runs with reference results: inside the CI? same stages?"),
     ("bench",): ("benchmark.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),
     ("export",): ("benchmark.corpus.bvh_export:export",
                   "write a run's generated and ground-truth samples as BVH (SMPL skeleton)"),
@@ -93,14 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0 if not argv else 2
+    from benchmark import progress
+
+    if getattr(args, "no_progress", False):
+        progress.set_enabled(False)
     try:
         return int(handler(args) or 0)
     except DataError as err:
         print(f"l2emg: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("l2emg: interrupted; finished work is saved, rerun the same command to resume",
-              file=sys.stderr)
+        print(progress.interrupt_message(), file=sys.stderr)
         return 130
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import DataError, atomic_write_json, read_json
+from benchmark.io import DataError, atomic_write_json, default_cache, read_json
 
 from evaluators.continual import FLOOR_FILE
 
@@ -117,7 +117,8 @@ def floor_args(parser) -> None:
     a = parser.add_argument
     a("runs", nargs="+", help="finished run folders (continual methods: a joint run has no FR)")
     a("--gens", type=int, default=10, help="regenerations of the final model (default 10)")
-    a("--cache", default="runs/cache", help="the stage cache the runs were made with")
+    a("--cache", default=default_cache(), help="the stage cache the runs were made with "
+      "(default: the shared one, $L2EMG_CACHE or ~/.cache/l2emg)")
     a("--data", help="corpus folder the runs were made with (default: the synthetic corpus)")
     a("--tokenizer", help="motion tokenizer folder the runs were made with")
     a("--evaluator", help="evaluator folder the runs were made with")

@@ -124,6 +124,42 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _owner() -> str:
+    """``host-pid``: who builds a temporary folder (so a later build can tell a dead one's)."""
+    return f"{platform.node().replace('.', '_') or 'host'}-{os.getpid()}"
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings ``.<name>.<host>-<pid>.*.tmp`` that :func:`atomic_dir` left
+    for ``path`` when its builder was killed (its process on this host is gone); a live
+    builder's, or another host's, stay.  Returns what was removed."""
+    import psutil
+
+    path = Path(path)
+    host = platform.node().replace(".", "_") or "host"
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        owner = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        who, _, pid = owner.rpartition("-")
+        if who != host or not pid.isdigit() or int(pid) == os.getpid() or psutil.pid_exists(int(pid)):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
+def default_cache() -> str:
+    """The stage cache shared by every ``--out`` of this user: ``$L2EMG_CACHE``, else
+    ``$XDG_CACHE_HOME/l2emg``, else ``~/.cache/l2emg`` (stages are reused by content hash, so
+    one cache serves every run folder)."""
+    if os.environ.get("L2EMG_CACHE"):
+        return os.environ["L2EMG_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "l2emg")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Build a whole folder in a temporary sibling and rename it into place on success.
@@ -137,7 +173,8 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     if path.exists() and not overwrite:
         raise DataError(path, "the output folder already exists",
                         "choose another --out or pass --overwrite")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         if path.exists():

@@ -21,7 +21,7 @@ def bench_args(p) -> None:
     from benchmark.sweep import add_grid_args
 
     add_grid_args(p)
-    p.add_argument("--out", default="runs/tiny", help="output folder (default runs/tiny)")
+    p.add_argument("--out", help="output folder (default runs/<preset>)")
     p.add_argument("--stats-metric", default="AR,FR,AF",
                    help="metrics for `compare`, comma-separated (default AR,FR,AF): one report each "
                         "in stats/<metric>/")
@@ -36,7 +36,7 @@ def bench_args(p) -> None:
                         "run's time)")
     p.add_argument("--floor-gens", type=int, default=10,
                    help="regenerations of each final model for the floor (default 10)")
-    add_shared_options(p, cache_default=None)
+    add_shared_options(p)
 
 
 def bench(args) -> int:
@@ -44,14 +44,12 @@ def bench(args) -> int:
     from benchmark.sweep import SweepConfig, _print_report, grid_from_args, sweep_runs
 
     t0 = time.time()
-    out = Path(args.out)
+    out = Path(args.out or f"runs/{args.preset}")
     if getattr(args, "claims", None):  # a bad claims file fails now, not after the runs
         from leaderboard.claims import read_claims
 
         read_claims(args.claims)
     options = shared_options(args)
-    if not options.get("cache"):
-        options["cache"] = str(out / "cache")
     cfg = SweepConfig(out=out / "runs", run_options=options, **grid_from_args(args))
     report = sweep_runs(cfg)
     _print_report(report)
@@ -114,7 +112,9 @@ def _leaderboard(out: Path, cfg, args):
                                           figures=not args.no_figures)
     for metric in [m for m in args.stats_metric.split(",") if m]:
         try:
-            leaderboard.compare([runs], out / "stats" / metric, metric=metric)
+            stats = leaderboard.compare([runs], out / "stats" / metric, metric=metric)
+            table.attrs.setdefault("missing_figures", []).extend(
+                f"stats/{metric}/{m}" for m in stats.attrs.get("missing_figures", []))
         except DataError as err:  # too few runs for a test is a message, not a failure
             print(f"bench: statistics of {metric} skipped: {err}")
     from leaderboard.commands import check_claims, check_validity
@@ -128,14 +128,13 @@ def _leaderboard(out: Path, cfg, args):
 
 
 def _summary_text(table) -> str:
-    """Wide text table: rows = methods, columns = setting x metric (mean over orders x seeds)."""
+    """The wide leaderboard (leaderboard/leaderboard_wide.md as text): per setting, systems x
+    metrics (mean ± 95% CI, n runs, arrows for the better direction), the chance and ceiling
+    rows, and the figures that were not drawn."""
+    from leaderboard.tables import wide_text
+
     try:
-        ours = table[table["source"] != "paper"] if "source" in table.columns else table
-        wide = ours.pivot_table(index="display" if "display" in ours.columns else "method",
-                                columns=["setting", "metric"], values="mean", sort=False)
-        main = ["AF", "AR", "AD", "AMM", "AWF", "FR"]          # the paper's Table 2 columns
-        cols = [(s, m) for s in ("unseen", "mixed") for m in main if (s, m) in wide.columns]
-        return wide[cols].round(3).to_string() if cols else wide.round(3).to_string()
+        return wide_text(table, table.attrs.get("metrics"), table.attrs.get("missing_figures"))
     except (KeyError, ValueError) as err:  # pragma: no cover - the table format is tested elsewhere
         raise DataError(None, f"leaderboard table has an unexpected layout ({err})",
                         "report this as a bug") from err

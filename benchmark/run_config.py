@@ -30,7 +30,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
-from benchmark.io import DataError, hash_json
+from benchmark.io import DataError, default_cache, hash_json
 from evaluators.protocol import EvalSettings
 
 __all__ = ["RunKey", "StageSettings", "EvalSettings", "TrainSettings", "Execution", "RunConfig",
@@ -45,7 +45,8 @@ __all__ = ["RunKey", "StageSettings", "EvalSettings", "TrainSettings", "Executio
 # (Shows, 1,101 motions in Table 1, 15 % test part) has >= 64 test motions, and ``max_test``
 # caps every subset at the same 64.  Keys are the flat option names (see FIELDS below).
 _TINY: dict = dict(
-    max_test=64, r_precision_batch=32, corpus_scale=0.45, scenario_style=0.0, tokenizer_preset="tiny",
+    max_test=64, r_precision_batch=32, corpus_scale=0.45, scenario_style=0.0, stream="paper",
+    tokenizer_preset="tiny",
     evaluator_preset="tiny", tiny_backbone=dict(hidden_size=96, intermediate_size=256),
     pretrain=dict(recipe="text"),
     generation=dict(max_new_tokens=50, top_k=50, batch_size=128), eval_repeats=5,
@@ -55,7 +56,7 @@ PRESETS: dict[str, dict] = {
     # smoke tests only: <= 8 test motions and an explicit R-precision batch of 3 (chance 1/3;
     # the smallest test subset of its 0.02-scale corpus, Shows, has 3 test motions)
     "test": dict(max_test=8, r_precision_batch=3, corpus_scale=0.02, scenario_style=0.0,
-                 tokenizer_preset="test",
+                 stream="paper", tokenizer_preset="test",
                  evaluator_preset="test", tiny_backbone=dict(hidden_size=64, intermediate_size=128),
                  pretrain=dict(recipe="text", text_steps=30, motion_steps=10),
                  generation=dict(max_new_tokens=12, top_k=20), eval_repeats=2, mm_texts=2,
@@ -83,12 +84,28 @@ PRESETS: dict[str, dict] = {
     "real": {**_TINY},
     # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
     "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, scenario_style=0.0,
-                  tokenizer_preset="paper",
+                  stream="paper", tokenizer_preset="paper",
                   evaluator_preset="paper", tiny_backbone=dict(), pretrain=None,
                   generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
                   eval_repeats=20, mm_texts=32, mm_gens=30, n_samples=16, dtype="bfloat16",
                   train=dict(lr=2e-4, epochs=3, batch_size=8, max_steps=0)),
 }
+
+# The default: the `conflict` stream (docs/corpus.md: shared phrases that each scenario realises
+# with its own action, a scenario cue in every caption, one emotion held out of each scenario's
+# training, no cross-scenario share in Unseen; 3,144 motions of 3.2 s = 16 motion tokens) with the
+# tiny stages and a short budget (chosen on the val part: docs/results).  Its scale is relative to
+# the stream's own design (1 = 288 train / 35 val / 70 test motions per scenario).
+PRESETS["default"] = {
+    **_TINY, "stream": "conflict", "corpus_scale": 1.0,
+    "generation": dict(max_new_tokens=20, top_k=50, batch_size=128),
+    "train": dict(lr=3e-3, epochs=1000, batch_size=16, max_steps=300, lora_r=16, lora_dropout=0.0,
+                  target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                  "down_proj"), lr_schedule="cosine")}
+# the default stream at the `test` preset's size and budget: end-to-end tests of forgetting
+PRESETS["test-conflict"] = {**PRESETS["test"], "stream": "conflict", "corpus_scale": 0.25}
+# each stream's default corpus scale (`--stream` picks it when the preset is of another stream)
+STREAM_SCALE: dict[str, float] = {"paper": 0.45, "conflict": 1.0}
 
 # The embedded default: the preset a command uses without --preset (and the README's main
 # command).  `long` is the budget that meets most of the validity criteria (docs/results-long);
@@ -158,6 +175,10 @@ class StageSettings:
     # the synthetic corpus's scenario-specific emotion expression (`data synth --scenario-style`;
     # 0 = none); like corpus_scale, unused when --data names a corpus
     scenario_style: float = 0.0
+    # the synthetic stream (docs/corpus.md): "paper" (Table 1 proportions, 20 % cross-scenario
+    # share in Unseen) or "conflict" (shared phrases realised per scenario, no share); it also
+    # sets the split share when --data names a corpus
+    stream: str = "paper"
 
 
 @dataclass(frozen=True)
@@ -183,7 +204,7 @@ class Execution:
     """Where and how a run executes: nothing here changes its numbers (not in the config hash)."""
 
     out: str
-    cache: str = "runs/cache"
+    cache: str = field(default_factory=default_cache)   # shared by every --out of this user
     device: str = "cpu"
     resume: bool = False
     overwrite: bool = False              # delete a run folder's contents first (another config's)
@@ -206,6 +227,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     **{k: ("key", k) for k in ("method", "setting", "order", "seed", "preset")},
     **{k: ("stages", k) for k in ("corpus_scale", "scenario_style", "tokenizer_preset",
                                   "evaluator_preset", "tiny_backbone", "pretrain")},
+    "stream": ("stages", "stream"),
     "max_test": ("eval", "max_test"), "r_precision_batch": ("eval", "batch"),
     "eval_repeats": ("eval", "repeats"), "mm_texts": ("eval", "mm_texts"),
     "mm_gens": ("eval", "mm_gens"), "full_matrix": ("eval", "full_matrix"),
@@ -296,6 +318,7 @@ class RunConfig:
         return {k: v for k, v in self.options().items()
                 if k not in EXECUTION_FIELDS and not (k == "eval_part" and v == "test")
                 and not (k == "scenario_style" and not v)
+                and not (k == "stream" and v == "paper")
                 and not (k == "train_fraction" and v == 1.0)}
 
 
@@ -318,6 +341,16 @@ def config_record(cfg: RunConfig, method_config: dict, stage_hashes: dict,
 _RESOLVED_KEYS = ("method_config", "stage_hashes", "order", "config_hash", "request_hash")
 
 
+def method_config(cfg: RunConfig):
+    """The typed method config of a run: the preset's training overrides, then ``--set`` /
+    ``--with`` (a bad value raises :class:`DataError` naming it)."""
+    from benchmark.strategy import registry
+
+    registry.discover(cfg.execution.plugins)
+    return registry.make_config(cfg.key.method,
+                                {**PRESETS[cfg.key.preset]["train"], **cfg.train.overrides})
+
+
 def request_identity(cfg: RunConfig) -> str:
     """The hash of what a run is asked to be, known before any stage is built: the hashed
     options (preset, scale, protocol, generation ...) with the ``--set`` / ``--with`` overrides
@@ -326,11 +359,7 @@ def request_identity(cfg: RunConfig) -> str:
     :func:`check_folder_identity` with ``stage_hashes``)."""
     options = cfg.hashed()
     try:
-        from benchmark.runner import method_config_for
-        from benchmark.strategy import registry
-
-        registry.discover(cfg.execution.plugins)
-        options["method_overrides"] = method_config_for(cfg).to_dict()
+        options["method_overrides"] = method_config(cfg).to_dict()
     except (KeyError, DataError, TypeError, ValueError, ImportError):
         pass          # an unknown method (plugin not loaded): the raw overrides identify it
     return hash_json(options)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
-                          peak_rss_mb, provenance)
+                          default_cache, peak_rss_mb, provenance)
 from benchmark.run_config import DEFAULT_PRESET, PRESETS, RunConfig, config_record
 from benchmark.seed import hash_seed
 from evaluators.protocol import EVAL_PARTS, Scorer
@@ -65,11 +65,30 @@ def _save_chance(out: Path, gt: list[dict], names: list[str]) -> None:
 def _check_resume(out: Path, record: dict) -> dict:
     old = json.loads((out / "config.json").read_text())
     for key in sorted(set(old) | set(record)):
-        if key != "config_hash" and old.get(key) != record.get(key):
+        if key not in ("config_hash", "request_hash") and old.get(key) != record.get(key):
             raise DataError(out / "config.json", f"the checkpoint was made with a different {key!r} "
                             f"({old.get(key)!r} != {record.get(key)!r})",
                             "rerun with the original settings or choose another --out")
     return old
+
+
+def _check_folder(out: Path, cfg: RunConfig) -> None:
+    """Refuse a folder that holds another configuration's run (whatever its state), a finished
+    run, or an unfinished one without ``--resume``; ``--overwrite`` empties it first."""
+    import shutil
+
+    from benchmark.run_config import check_folder_identity
+
+    if cfg.execution.overwrite and out.exists():
+        shutil.rmtree(out)
+        return
+    check_folder_identity(out, cfg)             # another configuration's run: refused
+    if (out / "result.json").exists():
+        raise DataError(out, "this run is already finished (same configuration): its numbers are in "
+                        "result.json", "choose another --out, or pass --overwrite to run it again")
+    if (out / "progress.json").exists() and not cfg.execution.resume:
+        raise DataError(out, "an unfinished run of this configuration is in this folder",
+                        "pass --resume (or --overwrite to start again) or another --out")
 
 
 def _rng_state() -> dict:
@@ -180,7 +199,10 @@ def _run(cfg: RunConfig) -> Path:
     ex = cfg.execution
     n = len(st.experiences)
     start = len(st.progress.rows)
-    bar = tqdm(total=n, initial=start, disable=not ex.progress, desc=cfg.key.method, unit="exp")
+    from benchmark import progress
+
+    bar = tqdm(total=n, initial=start, disable=not (ex.progress and progress.enabled()),
+               desc=cfg.key.method, unit="exp")
     from benchmark.strategy.curves import close_loggers
 
     try:
@@ -188,7 +210,10 @@ def _run(cfg: RunConfig) -> Path:
             if ex.stop_after and i >= ex.stop_after:
                 bar.close()
                 return st.out
-            train_experience(st, i)
+            with progress.doing(f"training {cfg.key.label} on experience {i + 1}/{n}",
+                                f"experience {i + 1}'s training and scoring (the run resumes "
+                                f"after experience {i})", announce=False):
+                train_experience(st, i)
             bar.update(1)
     finally:
         close_loggers(st.loggers)
@@ -200,10 +225,9 @@ def _run(cfg: RunConfig) -> Path:
 def method_config_for(cfg: RunConfig, n_experiences: int | None = None):
     """The typed method config of a run: the preset's training overrides, then ``--set``; with
     ``n_experiences``, a joint method's step budget is scaled to the stream (:func:`_joint_budget`)."""
-    from benchmark.strategy import registry
+    from benchmark.run_config import method_config as resolved
 
-    method_config = registry.make_config(
-        cfg.key.method, {**PRESETS[cfg.key.preset]["train"], **cfg.train.overrides})
+    method_config = resolved(cfg)
     return method_config if n_experiences is None else _joint_budget(cfg, method_config, n_experiences)
 
 
@@ -235,13 +259,11 @@ def prepare(cfg: RunConfig, reopen: bool = False) -> RunState:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    if (out / "result.json").exists() and not reopen:
-        raise DataError(out, "the run is already finished", "choose another --out")
-    if (out / "progress.json").exists() and not ex.resume and not reopen:
-        raise DataError(out, "an unfinished run is in this folder", "pass --resume or another --out")
-    registry.discover(ex.plugins)
+    validate_run_config(cfg)                    # a bad option fails before any stage is built
     entry = registry.get_strategy(key.method)
-    method_config = method_config_for(cfg)      # a bad --set fails before any stage is built
+    method_config = method_config_for(cfg)
+    if not reopen:
+        _check_folder(out, cfg)
     from benchmark.strategy.curves import parse_loggers
 
     parse_loggers(ex.log)                       # so does an unknown --log
@@ -264,8 +286,10 @@ def prepare(cfg: RunConfig, reopen: bool = False) -> RunState:
     from benchmark.strategy.curves import make_loggers
 
     loggers = make_loggers(ex.log, out, run_label(key.method, method_config.with_plugins), record)
+    from benchmark import progress
+
     strategy = entry.cls(motion_lm=mlm, config=method_config, device=ex.device, seed=key.seed,
-                         progress=ex.progress, loggers=loggers,
+                         progress=ex.progress and progress.enabled(), loggers=loggers,
                          label_spaces={"emotions": tuple(stages.corpus.emotions),
                                        "scenarios": tuple(stages.corpus.scenarios)})
     experiences = _joint(scenario) if entry.cls.joint else list(scenario.train_stream)
@@ -273,6 +297,40 @@ def prepare(cfg: RunConfig, reopen: bool = False) -> RunState:
     return RunState(cfg=cfg, record=record, names=names, keys=_metric_keys(),
                     experiences=experiences, strategy=strategy, scorer=scorer, clock=clock,
                     loggers=loggers)
+
+
+def validate_run_config(cfg: RunConfig) -> None:
+    """Every option of a run checked without building anything (the sweep calls it for every
+    cell before the first stage): the method and its ``--set`` / ``--with`` values, the loggers,
+    the input folders and the scenario order.  Raises :class:`DataError`."""
+    import json as _json
+
+    from benchmark.splits import resolve_order
+    from benchmark.strategy import registry
+    from benchmark.strategy.curves import parse_loggers
+
+    ex = cfg.execution
+    registry.discover(ex.plugins)
+    method_config_for(cfg)
+    parse_loggers(ex.log)
+    for name in ("data", "tokenizer", "evaluator"):
+        value = getattr(ex, name)
+        if value and not Path(value).is_dir():
+            raise DataError(value, f"--{name} folder does not exist",
+                            f"pass an existing folder, or leave --{name} out to build the default")
+    if ex.backbone != "tiny" and not Path(ex.backbone).is_dir():
+        raise DataError(ex.backbone, "--backbone folder does not exist",
+                        "pass 'tiny' or a local Hugging Face model folder")
+    scenarios = None
+    if ex.data:
+        meta = Path(ex.data) / "corpus.json"
+        if meta.is_file():
+            try:
+                scenarios = _json.loads(meta.read_text()).get("scenarios")
+            except ValueError:
+                scenarios = None          # load_corpus reports a bad corpus.json with its fix
+    if not str(cfg.key.order).isdigit():  # numbered orders are checked against the corpus later
+        resolve_order(cfg.key.order, cfg.key.setting, scenarios=scenarios)
 
 
 def start_or_resume(st: RunState) -> None:
@@ -312,6 +370,7 @@ def train_experience(st: RunState, i: int) -> None:
     p.rows.append(metrics)
     p.failed += failed
     p.total += total
+    _record_routing(st, i + 1, n)
     p.elapsed += st.lap()
     _save_matrices(st.out, p.rows, st.names, st.keys)
     config_hash = st.record["config_hash"]
@@ -319,6 +378,16 @@ def train_experience(st: RunState, i: int) -> None:
                                       "run": p.to_dict(), "config_hash": config_hash})
     atomic_write_json(st.out / "progress.json", {"finished": i + 1, "n_experiences": n,
                                                  "config_hash": config_hash})
+
+
+def _record_routing(st: RunState, n_trained: int, n: int) -> None:
+    """Routed strategies: ``matrices/route_own.csv`` row, and after the last experience
+    ``routing.csv`` / ``routing.png`` (benchmark.strategy.routing); RNG states untouched."""
+    from benchmark.seed import isolated
+    from benchmark.strategy.routing import record_routing
+
+    with isolated():
+        record_routing(st.out, st.strategy, st.scorer.tests, st.names, n_trained, n)
 
 
 def build_run_stages(cfg: RunConfig):
@@ -335,7 +404,7 @@ def build_run_stages(cfg: RunConfig):
                           evaluator_preset=st.evaluator_preset,
                           tiny_config=TinyBackboneConfig(**st.tiny_backbone),
                           pretrain=PretrainConfig(**(st.pretrain or {"recipe": "none"})),
-                          device=ex.device, scenario_style=st.scenario_style)
+                          device=ex.device, scenario_style=st.scenario_style, stream=st.stream)
     ids = list(stages.manifest["id"].astype(str))
     return stages, codes_stage(Path(ex.cache), stages.corpus, stages.tokenizer, ids)
 
@@ -434,16 +503,36 @@ def finish(st: RunState) -> None:
                                  order=record["order"], device=cfg.execution.device),
         "wall_time_s": p.elapsed + extra_s, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu,
     }
+    # docs/evaluators.md: FID/KID floors of held-out real motions of the cells' size, paired CIs
+    # over subsets of FR/BWT/FWT, multimodality's CI over texts and whether it is measured
+    from evaluators.continual import transfer_ci95
+    from evaluators.protocol import floor_summary, multimodality_summary
+
+    result["floors"] = floors = floor_summary(p.ground_truth)
+    for k, agg in (("fid_floor", "AF_floor"), ("kid_floor", "AKID_floor")):
+        result["ground_truth"][k] = floors[agg]
+        result["ground_truth_per_subset"][k] = floors[k]
+    if r1.shape[0] == r1.shape[1]:
+        agg_ci.update(transfer_ci95(r1, baseline.get(TRANSFER_KEY)))
+    result["multimodality"] = multimodality_summary(p.rows[-1], scorer.settings)
+    result["multimodality_measured"] = result["multimodality"]["measured"]
+    from benchmark.strategy.routing import routing_summary
+
+    result.update(routing_summary(st.out))      # {"routing": {...}} for routed strategies
     atomic_write_json(st.out / "result.json", result)
 
 
 # ----------------------------------------------------------------------------- CLI
-def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None:
+def add_shared_options(parser, cache_default: str | None = None) -> None:
     """Options every command that launches runs shares (``run``, ``sweep``, ``bench``)."""
     a = parser.add_argument
     a("--preset", default=DEFAULT_PRESET, choices=tuple(PRESETS),
       help=f"run preset (default {DEFAULT_PRESET!r}, the embedded default)")
     a("--data", help="corpus folder (default: the synthetic corpus, built in --cache)")
+    a("--stream", choices=("conflict", "paper"),
+      help="the synthetic stream (default: the preset's; `default`: conflict): conflict (scenarios "
+           "that realise shared phrases with their own actions, no cross-scenario share; built to "
+           "measure forgetting) or paper (Table 1 proportions, 20%% cross-scenario share)")
     a("--tokenizer", help="motion tokenizer folder (default: trained in --cache)")
     a("--evaluator", help="evaluator folder (default: trained in --cache)")
     a("--backbone", default="tiny", help="'tiny' or a local Hugging Face model folder")
@@ -451,7 +540,9 @@ def add_shared_options(parser, cache_default: str | None = "runs/cache") -> None
     a("--with", dest="with_plugins", default="", metavar="PLUGINS",
       help="composable CL plugins added to the method, e.g. ewc,replay,lwf (method config "
            "with_plugins: in the config hash); options as --set replay.mem_size=N")
-    a("--cache", default=cache_default, help="stage cache folder")
+    a("--cache", default=cache_default or default_cache(),
+      help="stage cache folder, shared by every --out (default: $L2EMG_CACHE, else "
+           f"~/.cache/l2emg; here {default_cache()}); stages are reused by content hash")
     a("--device", default="cpu")
     a("--max-test", type=int, help="cap on test motions per subset (0 = all)")
     a("--full-matrix", action="store_true",
@@ -498,6 +589,11 @@ def shared_options(args) -> dict:
         opts["log"] = parse_loggers(args.log)
     if args.cache:
         opts["cache"] = args.cache
+    stream = getattr(args, "stream", None)
+    if stream and stream != PRESETS[args.preset]["stream"]:
+        from benchmark.run_config import STREAM_SCALE
+
+        opts.update(stream=stream, corpus_scale=STREAM_SCALE[stream])
     if gen:
         opts["generation"] = {**PRESETS[args.preset]["generation"], **gen}
     if pretrain:
@@ -513,6 +609,9 @@ def run_command_args(parser) -> None:
     a("--seed", type=int, default=0)
     a("--out", required=True, help="run folder")
     a("--resume", action="store_true", help="continue an unfinished run in --out")
+    a("--overwrite", action="store_true",
+      help="delete whatever run is in --out first (by default a folder holding another "
+           "configuration's run is refused)")
     a("--stop-after", type=int, default=0, help="stop after N experiences (resume later)")
     add_shared_options(parser)
 
@@ -563,6 +662,7 @@ def pretrain_settings(preset: str, raw: dict[str, str]) -> dict:
 def run_command(args) -> int:
     cfg = RunConfig.from_options(method=args.method, out=args.out, setting=args.setting,
                                  order=args.order, seed=args.seed, resume=args.resume,
+                                 overwrite=args.overwrite,
                                  stop_after=args.stop_after, **shared_options(args))
     out = run(cfg)
     if (out / "result.json").exists():

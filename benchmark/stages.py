@@ -42,10 +42,16 @@ def _build_once(path: Path, build: Callable[[Path], object]) -> Path:
     """Build ``path`` unless it exists; a concurrent builder that wins the race is reused."""
     from benchmark.seed import isolated
 
+    from benchmark import progress
+
     if path.exists():
         return path
+    stage = path.parent.name          # corpus, tokenizer, evaluator, backbone
     try:
-        with isolated():       # nothing the build changes in this process outlives it
+        with isolated(), progress.doing(   # nothing the build changes in this process outlives it
+                f"building the {stage} stage ({path.name})",
+                f"the {stage} stage restarts from scratch next time (its temporary folder is "
+                "removed then)"):
             build(path)
     except (DataError, OSError):
         if path.exists():        # another process finished first
@@ -54,17 +60,26 @@ def _build_once(path: Path, build: Callable[[Path], object]) -> Path:
     return path
 
 
-def corpus_stage(cache: Path, data: str | None, scale: float, seed: int, scenario_style: float = 0.0):
+def corpus_stage(cache: Path, data: str | None, scale: float, seed: int, scenario_style: float = 0.0,
+                 stream: str = "paper"):
+    """The corpus of ``--data``, or the synthetic corpus of ``stream`` ("paper" or "conflict",
+    docs/corpus.md) at ``scale`` built once in ``cache``."""
     from benchmark.corpus import build_corpus, load_corpus
+    from benchmark.corpus.synth import GENERATOR_VERSION, check_stream
 
+    check_stream(stream)
     if data:
         return load_corpus(data)
     key = {"v": STAGE_VERSION, "scale": scale, "seed": seed}
+    if GENERATOR_VERSION != "synth-1":         # synth-1 corpora were keyed without it
+        key["generator"] = GENERATOR_VERSION
     if scenario_style:                         # 0: the key (and folder) of the default corpus
         key["scenario_style"] = float(scenario_style)
+    if stream != "paper":                      # "paper": the key of the corpora built before
+        key["stream"] = stream
     path = cache / "corpus" / f"synth-{hash_json(key)}"
     return load_corpus(_build_once(path, lambda p: build_corpus(
-        p, scale=scale, seed=seed, scenario_style=float(scenario_style))))
+        p, scale=scale, seed=seed, scenario_style=float(scenario_style), stream=stream)))
 
 
 def motion_pool_stage(cache: Path, cfg, emotions):
@@ -81,17 +96,23 @@ def motion_pool_stage(cache: Path, cfg, emotions):
     return load_corpus(path)
 
 
-def split_stage(cache: Path, corpus, setting: str, seed: int):
+def split_stage(cache: Path, corpus, setting: str, seed: int, stream: str = "paper"):
+    """The split manifest of (corpus, setting, seed) with the stream's cross-scenario share of
+    the Unseen subsets (paper 0.2, conflict 0); returns (manifest, its file hash)."""
+    from benchmark.corpus.synth import STREAM_SPLIT_SHARE, check_stream
     from benchmark.splits import load_manifest, make_splits, save_manifest
 
-    key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash, "setting": setting,
-                     "seed": seed})
+    share = STREAM_SPLIT_SHARE[check_stream(stream)]
+    key = {"v": STAGE_VERSION, "corpus": corpus.content_hash, "setting": setting, "seed": seed}
+    if stream != "paper":                      # "paper": the key of the manifests built before
+        key["share"] = share
+    key = hash_json(key)
     path = cache / "splits" / f"{setting}-{key}.csv"
     if not path.exists():
         from benchmark.seed import isolated
 
         with isolated():
-            save_manifest(make_splits(corpus, setting, seed), path)
+            save_manifest(make_splits(corpus, setting, seed, share=share), path)
     return load_manifest(path, corpus), hash_files([path])
 
 
@@ -195,12 +216,13 @@ def codes_stage(cache: Path, corpus, tokenizer, ids: list[str]) -> dict[str, np.
 def build_stages(cache: str | os.PathLike, *, data: str | None, tokenizer: str | None,
                  evaluator: str | None, backbone: str, setting: str, seed: int,
                  corpus_scale: float, tokenizer_preset: str, evaluator_preset: str,
-                 tiny_config, pretrain=None, device="cpu", scenario_style: float = 0.0) -> Stages:
+                 tiny_config, pretrain=None, device="cpu", scenario_style: float = 0.0,
+                 stream: str = "paper") -> Stages:
     """All stages of a run (stage seeds are fixed at 0 so runs of different seeds share them;
     the split uses the run seed)."""
     cache = Path(cache)
-    corpus = corpus_stage(cache, data, corpus_scale, 0, scenario_style)
-    manifest, split_hash = split_stage(cache, corpus, setting, seed)
+    corpus = corpus_stage(cache, data, corpus_scale, 0, scenario_style, stream)
+    manifest, split_hash = split_stage(cache, corpus, setting, seed, stream)
     tok = tokenizer_stage(cache, corpus, tokenizer, tokenizer_preset, 0, device)
     ev = evaluator_stage(cache, corpus, evaluator, evaluator_preset, 0, device)
     bb_path, bb_hash = backbone_stage(cache, corpus, backbone, tiny_config, pretrain, tok)

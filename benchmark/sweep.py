@@ -348,8 +348,10 @@ def sweep_runs(cfg: SweepConfig, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     by_label = {s.label: s for s in pending}
+    from benchmark import progress as shown
+
     with tqdm(total=len(specs), initial=len(skipped), desc="sweep", unit="run",
-              disable=not progress, dynamic_ncols=True) as bar:
+              disable=not (progress and shown.enabled()), dynamic_ncols=True) as bar:
         for label, error, seconds in _execute(pending, cfg, threads):
             report["seconds"][label] = round(seconds, 1) if math.isfinite(seconds) else None
             if error is None:

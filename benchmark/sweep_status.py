@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmark.io import DataError
 from benchmark.run_config import RunKey
 
-STATES = ("finished", "running", "interrupted", "failed", "pending")
+STATES = ("finished", "running", "interrupted", "failed", "pending", "other-config")
 _RUN_FILES = ("result.json", "progress.json", "config.json", "failed.json", "running.json")
 
 
@@ -64,6 +64,16 @@ def run_state(folder: Path) -> dict:
     return {**info, "state": "pending"}
 
 
+def _identity(folder: Path) -> str | None:
+    """The request hash of the run in ``folder`` (None: no run, or unreadable)."""
+    record = _read_json(folder / "config.json")
+    if not isinstance(record, dict) or "method" not in record:
+        return None
+    from benchmark.run_config import recorded_identity
+
+    return record.get("request_hash") or recorded_identity(record)
+
+
 def _is_run_file(path: Path) -> bool:
     """A run's own file (not e.g. a tokenizer's or a backbone's ``config.json`` in a cache)."""
     if path.name != "config.json":
@@ -90,7 +100,12 @@ def sweep_status(runs_dir: str | Path) -> list[dict]:
         for r in plan["runs"]:
             folder = (root / r["folder"]).resolve()
             seen.add(folder)
-            rows.append({"label": r["label"], "folder": str(folder), **run_state(folder)})
+            row = {"label": r["label"], "folder": str(folder), **run_state(folder)}
+            have = _identity(folder)
+            if r.get("request_hash") and have and have != r["request_hash"]:
+                row.update(state="other-config", detail=f"holds config {have}, the plan asks for "
+                           f"{r['request_hash']}: the sweep refuses it (--overwrite reruns it)")
+            rows.append(row)
     extra = sorted({p.parent.resolve() for name in _RUN_FILES for p in root.rglob(name)
                     if ".stages" not in p.parts and ".submitit" not in p.parts
                     and _is_run_file(p)} - seen)
@@ -108,7 +123,8 @@ def sweep_status(runs_dir: str | Path) -> list[dict]:
 
 def format_status(rows: list[dict], show_finished: bool = False) -> str:
     counts = {s: sum(r["state"] == s for r in rows) for s in STATES}
-    lines = [f"{len(rows)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATES)]
+    lines = [f"{len(rows)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATES
+                                              if counts[s] or s != "other-config")]
     for r in rows:
         if r["state"] == "finished" and not show_finished:
             continue

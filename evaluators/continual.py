@@ -13,6 +13,10 @@ Transfer, all on top-1 R-precision and reported in percentage points (x100, as T
   BWT = 100/(N-1) * sum_{j<N} (r[N, j] - r[j, j])
   FWT = 100/(N-1) * sum_{j>1} (r[j-1, j] - b[j])
 With N = 1 (e.g. multi-task learning) FR, BWT and FWT are NaN; FWT is NaN without a baseline.
+AKID (kid) is the final average of KID, beside AF.
+
+Paired CIs over subsets (:func:`transfer_ci95`): FR, BWT and FWT are means of N-1 per-subset
+terms (:func:`transfer_terms`); the 95% Student-t half-width of that mean, in points.
 """
 from __future__ import annotations
 
@@ -25,19 +29,20 @@ from evaluators.metrics import METRIC_KEYS
 # aggregate -> (matrix key it averages, direction)
 FINAL_AVERAGES: dict[str, str] = {
     "AF": "fid", "AR": "r_precision_top1", "AR3": "r_precision_top3", "AD": "diversity",
-    "AMM": "multimodality", "AWF": "emotion_f1",
+    "AMM": "multimodality", "AWF": "emotion_f1", "AKID": "kid",
 }
 TRANSFER_KEY = "r_precision_top1"
 # "lower" = smaller is better.  AD/AMM follow the paper's Table 2 arrows (higher is better).
 DIRECTIONS: dict[str, str] = {
     "AF": "lower", "AR": "higher", "AR3": "higher", "AD": "higher", "AMM": "higher",
-    "AWF": "higher", "FR": "lower", "BWT": "higher", "FWT": "higher",
+    "AWF": "higher", "FR": "lower", "BWT": "higher", "FWT": "higher", "AKID": "lower",
 }
 AGGREGATE_KEYS: tuple[str, ...] = tuple(DIRECTIONS)
 
 __all__ = ["aggregates", "run_aggregates", "final_average", "forgetting_rate", "backward_transfer",
            "forward_transfer", "validate_matrix", "needed_cells", "forgetting_floor",
-           "empirical_forgetting_floor", "FLOOR_FILE", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES"]
+           "empirical_forgetting_floor", "FLOOR_FILE", "DIRECTIONS", "AGGREGATE_KEYS", "FINAL_AVERAGES",
+           "transfer_terms", "transfer_ci95"]
 
 
 def needed_cells(n: int) -> np.ndarray:
@@ -107,6 +112,44 @@ def forward_transfer(r: np.ndarray, baseline: np.ndarray | None) -> float:
     if not np.isfinite(b).all():
         raise ValueError("baseline contains NaN/inf")
     return float((np.diag(r, k=1) - b[1:]).mean())
+
+
+def transfer_terms(r: np.ndarray, baseline: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The per-subset terms ``(N-1,)`` whose means are FR, BWT and FWT (metric units):
+    ``max_{k=j..N-1} r[k, j] - r[N, j]``, ``r[N, j] - r[j, j]`` (j < N) and ``r[j-1, j] - b[j]``
+    (j > 1; NaN without a baseline).  Empty arrays for N = 1."""
+    r = validate_matrix(r)
+    n = r.shape[0]
+    if n < 2:
+        empty = np.zeros(0)
+        return {"FR": empty, "BWT": empty, "FWT": empty}
+    prev = r[:-1, :-1]
+    best = np.where(np.tril(np.ones_like(prev, dtype=bool)), prev, -np.inf).max(axis=0)
+    fwt = np.full(n - 1, np.nan)
+    if baseline is not None:
+        b = np.asarray(baseline, dtype=np.float64).reshape(-1)
+        if b.shape != (n,):
+            raise ValueError(f"baseline: expected {n} values (one per subset), got shape {b.shape}")
+        fwt = np.diag(r, k=1) - b[1:]
+    return {"FR": best - r[-1, :-1], "BWT": r[-1, :-1] - np.diag(r)[:-1], "FWT": fwt}
+
+
+def transfer_ci95(r: np.ndarray, baseline: np.ndarray | None = None) -> dict[str, float]:
+    """Paired 95% CI half-widths of FR, BWT and FWT over subsets, in points (x100, as the
+    aggregates): ``t_{0.975, m-1} * sd(terms, ddof=1) / sqrt(m)`` of the ``m = N-1`` per-subset
+    terms (:func:`transfer_terms`; each pairs two cells of the same subset).  NaN with fewer
+    than 2 terms (N < 3) or non-finite terms (FWT without a baseline)."""
+    from scipy import stats
+
+    out = {}
+    for key, terms in transfer_terms(r, baseline).items():
+        m = terms.size
+        if m < 2 or not np.isfinite(terms).all():
+            out[key] = float("nan")
+            continue
+        half = stats.t.ppf(0.975, m - 1) * terms.std(ddof=1) / np.sqrt(m)
+        out[key] = float(100.0 * half)
+    return out
 
 
 def aggregates(matrices: Mapping[str, np.ndarray],

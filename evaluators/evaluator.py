@@ -167,16 +167,26 @@ class Evaluator:
 
     def reference_statistics(self, reference: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(mu, sigma) of the reference embeddings, cached on disk by content hash."""
+        mu, sigma, _ = self._reference(reference)
+        return mu, sigma
+
+    def reference_embeddings(self, reference: Sequence[np.ndarray]) -> np.ndarray:
+        """The reference embeddings ``(N, D)`` (for KID), cached with the statistics."""
+        return self._reference(reference)[2]
+
+    def _reference(self, reference: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         reference = check_motions(reference, "reference")
         key = f"{self.content_hash}-{_hash_arrays(reference)}"
         path = self.cache_dir / f"gt_stats_{key}.npz" if self.cache_dir else None
         if path is not None and path.is_file():
             with np.load(path) as z:
-                return z["mu"], z["sigma"]
-        mu, sigma = M.activation_statistics(self.embed_motions(reference))
+                if "emb" in z:          # caches written before KID hold mu and sigma only
+                    return z["mu"], z["sigma"], z["emb"]
+        emb = self.embed_motions(reference)
+        mu, sigma = M.activation_statistics(emb)
         if path is not None:
-            atomic_save_npz(path, mu=mu, sigma=sigma)
-        return mu, sigma
+            atomic_save_npz(path, mu=mu, sigma=sigma, emb=emb)
+        return mu, sigma, emb
 
     # ------------------------------------------------------------------ metrics
     def evaluate(self, generated: Sequence[np.ndarray], texts: Sequence[str], emotions: Sequence[int],
@@ -214,11 +224,12 @@ class Evaluator:
                 raise DataError(None, "mm_generated needs >= 2 generations per text", "generate more per text")
             flat = self.embed_motions([m for g in groups for m in g[:gens]])
             mm_emb = flat.reshape(len(groups), gens, -1)
-        mu, sigma = self.reference_statistics(reference)
+        mu, sigma, ref_emb = self._reference(reference)
         return score_embeddings(
             text_emb=self.embed_texts(list(texts)), motion_emb=self.embed_motions(generated),
             ref_stats=(mu, sigma), pred_emotions=self.predict_emotions(generated),
-            true_emotions=labels, mm_emb=mm_emb, repeats=repeats, seed=seed, batch_size=batch_size)
+            true_emotions=labels, mm_emb=mm_emb, repeats=repeats, seed=seed, batch_size=batch_size,
+            ref_emb=ref_emb)
 
     def score_ground_truth(self, motions: Sequence[np.ndarray], texts: Sequence[str],
                            emotions: Sequence[int], repeats: int = 1, seed: int = 0,

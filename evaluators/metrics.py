@@ -17,6 +17,11 @@ text and motion embeddings being a matched pair.
 - Multimodality: same within the generations of each text (``n_pairs`` = 10; 30 generations
   in the reference, distinct pairs when there are fewer generations than pairs).
 - Repeated evaluation: mean and 95% CI = 1.96 * std / sqrt(R) (population std, as T2M-GPT).
+- KID (Binkowski et al. 2018): unbiased MMD^2 between generated and reference embeddings with
+  the cubic polynomial kernel ``k(x, y) = (x.y / D + 1)^3``; unlike FID it has no bias in the
+  sample size (two samples of one distribution give ~0, sometimes below 0).
+- Multimodality's uncertainty over texts: percentile bootstrap of the mean over texts
+  (:func:`bootstrap_ci95`) of the per-text distances (:func:`multimodality_per_text`).
 """
 from __future__ import annotations
 
@@ -28,20 +33,20 @@ from scipy import linalg
 # The keys of every evaluation result (docs/CONTRACTS.md); "n" = number of generated motions.
 METRIC_KEYS: tuple[str, ...] = (
     "fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "matching_score",
-    "diversity", "multimodality", "emotion_f1", "n",
+    "diversity", "multimodality", "emotion_f1", "kid", "n",
 )
 # "lower" = smaller is better.  Diversity/multimodality: higher, following the paper's Table 2
 # arrows (the T2M literature reads diversity as "closer to ground truth is better").
 METRIC_DIRECTIONS: dict[str, str] = {
     "fid": "lower", "r_precision_top1": "higher", "r_precision_top2": "higher",
     "r_precision_top3": "higher", "matching_score": "lower", "diversity": "higher",
-    "multimodality": "higher", "emotion_f1": "higher",
+    "multimodality": "higher", "emotion_f1": "higher", "kid": "lower",
 }
 
 __all__ = [
     "METRIC_KEYS", "METRIC_DIRECTIONS", "activation_statistics", "frechet_distance", "euclidean_distance_matrix", "r_precision",
     "matching_score", "diversity", "multimodality", "emotion_f1", "mean_ci95", "pair_indices",
-    "max_pairs",
+    "max_pairs", "kernel_inception_distance", "multimodality_per_text", "bootstrap_ci95",
 ]
 
 
@@ -80,6 +85,26 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     covmean = np.real(covmean)
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def kernel_inception_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """KID: unbiased MMD^2 of ``x (m, D)`` and ``y (n, D)`` (m, n >= 2) under the kernel
+    ``k(a, b) = (a.b / D + 1)^3``: the mean of ``k`` over distinct pairs within ``x``, plus the
+    same within ``y``, minus twice the mean over all ``x``-``y`` pairs.  Zero in expectation when
+    both are samples of one distribution (a single estimate may be negative)."""
+    x, y = _as_2d(x, "x"), _as_2d(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x {x.shape} and y {y.shape} must have the same dimension")
+    m, n = x.shape[0], y.shape[0]
+    if min(m, n) < 2:
+        raise ValueError(f"KID needs at least 2 embeddings per set, got {m} and {n}")
+    d = x.shape[1]
+    kxx = (x @ x.T / d + 1.0) ** 3
+    kyy = (y @ y.T / d + 1.0) ** 3
+    kxy = (x @ y.T / d + 1.0) ** 3
+    within_x = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    within_y = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(within_x + within_y - 2.0 * kxy.mean())
 
 
 def euclidean_distance_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -166,19 +191,48 @@ def diversity(emb: np.ndarray, n_pairs: int = 300, seed: int = 0) -> float:
     return float(np.linalg.norm(emb[first] - emb[second], axis=1).mean())
 
 
-def multimodality(emb: np.ndarray, n_pairs: int = 10, seed: int = 0) -> float:
-    """Mean distance between ``n_pairs`` random pairs of generations of the same text.
-
-    ``emb``: ``(n_texts, n_gens, D)``; the same index pairs (:func:`pair_indices` over the
-    generations) are used for every text.
-    """
+def _multimodality_distances(emb: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
+    """``(n_texts, n_pairs)`` distances of the pairs of generations of each text."""
     emb = np.asarray(emb, np.float64)
     if emb.ndim != 3:
         raise ValueError(f"emb must be (n_texts, n_gens, D), got shape {emb.shape}")
     if not np.isfinite(emb).all():
         raise ValueError("emb contains NaN or inf")
     first, second = pair_indices(emb.shape[1], n_pairs, np.random.default_rng(seed))
-    return float(np.linalg.norm(emb[:, first] - emb[:, second], axis=2).mean())
+    return np.linalg.norm(emb[:, first] - emb[:, second], axis=2)
+
+
+def multimodality(emb: np.ndarray, n_pairs: int = 10, seed: int = 0) -> float:
+    """Mean distance between ``n_pairs`` random pairs of generations of the same text.
+
+    ``emb``: ``(n_texts, n_gens, D)``; the same index pairs (:func:`pair_indices` over the
+    generations) are used for every text.
+    """
+    return float(_multimodality_distances(emb, n_pairs, seed).mean())
+
+
+def multimodality_per_text(emb: np.ndarray, n_pairs: int = 10, seed: int = 0) -> np.ndarray:
+    """Per text ``(n_texts,)``: the mean distance of the pairs :func:`multimodality` draws
+    (same seed, same pairs); their mean is :func:`multimodality`."""
+    return _multimodality_distances(emb, n_pairs, seed).mean(axis=1)
+
+
+def bootstrap_ci95(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> float:
+    """Half-width ``(hi - lo) / 2`` of the 95% percentile-bootstrap CI of the mean of ``values``
+    (``scipy.stats.bootstrap``, ``n_boot`` resamples, seeded).  NaN for fewer than 2 values
+    (one text says nothing about the spread between texts)."""
+    from scipy.stats import bootstrap
+
+    v = np.asarray(values, np.float64).reshape(-1)
+    if not np.isfinite(v).all():
+        raise ValueError("values contain NaN or inf")
+    if v.size < 2:
+        return float("nan")
+    if np.ptp(v) == 0.0:            # every resample has the same mean
+        return 0.0
+    ci = bootstrap((v,), np.mean, n_resamples=n_boot, method="percentile", vectorized=True,
+                   random_state=np.random.default_rng(seed)).confidence_interval
+    return float((ci.high - ci.low) / 2.0)
 
 
 def emotion_f1(pred: Sequence[int], true: Sequence[int]) -> float:

@@ -17,6 +17,8 @@ from benchmark.io import DataError
 from benchmark.seed import hash_seed
 
 FAILED_FRAMES = 40      # a failed generation is scored as the corpus mean pose for 2 s
+FLOOR_DRAWS = 5         # draws of held-out real motions averaged into the FID/KID floor
+FLOOR_PART = "train"    # the corpus part they come from (disjoint from the test and val parts)
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,58 @@ class Scorer:
         return feats, len(codes) - len(ok)
 
     def ground_truth(self) -> list[dict]:
-        """The real-vs-real row on exactly the test subsets and batch size of the runs."""
+        """The real-vs-real row on exactly the test subsets and batch size of the runs, each
+        subset's dict with its FID/KID floor (:meth:`floor`) added."""
         ev, s = self.stages.evaluator, self.settings
-        return [ev.score_ground_truth(t["reference"], t["texts"], t["emotions"],
+        rows = [ev.score_ground_truth(t["reference"], t["texts"], t["emotions"],
                                       repeats=s.repeats, seed=s.seed, batch_size=s.batch)
                 for t in self.tests]
+        for j, row in enumerate(rows):
+            row.update(self.floor(j))
+        return rows
+
+    def floor(self, j: int) -> dict:
+        """What real data scores against subset ``j``'s reference at the cells' sample size:
+        ``n`` = its test motions, drawn (seeded, without replacement) from the subset's
+        :data:`FLOOR_PART` part, which holds no reference motion, embedded by the same
+        evaluator; FID and KID of each of :data:`FLOOR_DRAWS` draws against the reference set.
+        Returns ``fid_floor``/``kid_floor`` (mean over draws), ``fid_floor_sd``/``kid_floor_sd``
+        (sample std), ``floor_n`` and ``floor_draws``; NaN floors (``floor_draws`` 0) when the
+        part holds fewer than ``n`` motions or the stages carry no split manifest."""
+        from evaluators import metrics as M
+
+        t, s, ev = self.tests[j], self.settings, self.stages.evaluator
+        n = len(t["ids"])
+        pool = self._floor_pool(t)
+        nan = float("nan")
+        if len(pool) < n:
+            return {"fid_floor": nan, "fid_floor_sd": nan, "kid_floor": nan, "kid_floor_sd": nan,
+                    "floor_n": n, "floor_draws": 0}
+        rng = np.random.default_rng([s.seed, 11, j])
+        draws = [rng.choice(len(pool), n, replace=False) for _ in range(FLOOR_DRAWS)]
+        used = np.unique(np.concatenate(draws))
+        emb = ev.embed_motions([self.stages.corpus.features(pool[i]) for i in used])
+        row_of = {int(i): r for r, i in enumerate(used)}
+        mu, sigma = ev.reference_statistics(t["reference"])
+        ref_emb = ev.reference_embeddings(t["reference"])
+        fids, kids = [], []
+        for d in draws:
+            x = emb[[row_of[int(i)] for i in d]]
+            fids.append(M.frechet_distance(*M.activation_statistics(x), mu, sigma))
+            kids.append(M.kernel_inception_distance(x, ref_emb))
+        return {"fid_floor": float(np.mean(fids)), "fid_floor_sd": float(np.std(fids, ddof=1)),
+                "kid_floor": float(np.mean(kids)), "kid_floor_sd": float(np.std(kids, ddof=1)),
+                "floor_n": n, "floor_draws": len(draws)}
+
+    def _floor_pool(self, t: dict) -> list[str]:
+        """Ids of subset ``t``'s :data:`FLOOR_PART` motions in the split manifest (sorted; never a
+        reference motion); empty without a manifest."""
+        manifest = getattr(self.stages, "manifest", None)
+        if manifest is None:
+            return []
+        sel = (manifest["subset"] == t["subset"]) & (manifest["part"] == FLOOR_PART)
+        reference = set(map(str, t["ids"]))
+        return sorted(i for i in manifest.loc[sel, "id"].astype(str) if i not in reference)
 
     def score(self, strategy, row: int, n_rows: int | None = None
               ) -> tuple[list[dict], list[list[np.ndarray] | None], int, int]:
@@ -166,6 +215,49 @@ class Scorer:
                                                batch_size=s.batch)
             out.append(float(m["r_precision_top1"]))
         return out
+
+
+def floor_summary(ground_truth: list[dict]) -> dict:
+    """``result.json["floors"]`` from the ground-truth row (:meth:`Scorer.floor` per subset):
+    per-subset ``fid_floor``, ``kid_floor``, their sd, ``floor_n``, and ``AF_floor`` /
+    ``AKID_floor``, their means over subsets (what AF / AKID would be if every generated set
+    were real held-out motions of the same size).  NaN where a checkpoint predates floors."""
+    nan = float("nan")
+    out: dict = {k: [float(g.get(k, nan)) for g in ground_truth]
+                 for k in ("fid_floor", "fid_floor_sd", "kid_floor", "kid_floor_sd")}
+    out["floor_n"] = [int(g.get("floor_n", 0)) for g in ground_truth]
+    out["floor_draws"] = [int(g.get("floor_draws", 0)) for g in ground_truth]
+    out["part"] = FLOOR_PART
+    for agg, key in (("AF_floor", "fid_floor"), ("AKID_floor", "kid_floor")):
+        v = np.asarray(out[key], dtype=float)
+        out[agg] = float(v.mean()) if v.size and np.isfinite(v).all() else nan
+    return out
+
+
+def multimodality_summary(last_row: list[dict], settings: EvalSettings) -> dict:
+    """``result.json["multimodality"]``: the texts x generations behind it (``mm_texts``,
+    ``mm_gens``), per subset of the last row its value and bootstrap-over-texts half-width,
+    AMM's half-width ``sqrt(sum_j ci_j^2) / N`` and ``measured`` = every cell used at least
+    ``min_texts`` texts (:data:`evaluators.scoring.MM_MIN_TEXTS`) and that half-width is at most
+    ``max_rel_ci`` (:data:`evaluators.scoring.MM_MAX_REL_CI`) of AMM.  Not measured (False),
+    the leaderboard shows AMM as such: too few texts to rank methods on it."""
+    from evaluators.scoring import MM_MAX_REL_CI, MM_MIN_TEXTS
+
+    nan = float("nan")
+    values = np.array([float(c.get("multimodality", nan)) for c in last_row])
+    half = np.array([float(c.get("multimodality_text_ci95", nan)) for c in last_row])
+    amm = float(values.mean()) if values.size else nan
+    amm_half = float(np.sqrt(np.sum(half ** 2)) / half.size) if half.size else nan
+    # what the cells used (a subset with fewer test texts than mm_texts uses them all); 0 = none
+    used = {k: [int(c[k]) for c in last_row if k in c] for k in ("mm_texts", "mm_gens")}
+    texts = min(used["mm_texts"], default=0) if len(used["mm_texts"]) == len(last_row) else 0
+    measured = bool(texts >= MM_MIN_TEXTS and np.isfinite(amm) and np.isfinite(amm_half)
+                    and amm_half <= MM_MAX_REL_CI * abs(amm))
+    return {"mm_texts": texts, "mm_gens": min(used["mm_gens"], default=0),
+            "mm_texts_asked": int(settings.mm_texts), "mm_gens_asked": int(settings.mm_gens),
+            "per_subset": values.tolist(), "text_ci95": half.tolist(), "AMM": amm,
+            "AMM_text_ci95": amm_half, "max_rel_ci": MM_MAX_REL_CI, "min_texts": MM_MIN_TEXTS,
+            "measured": measured}
 
 
 def skipped_row() -> dict:

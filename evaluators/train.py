@@ -71,6 +71,9 @@ def fit_t2m(ev: Evaluator, train, train_caps, val, val_caps, seed: int) -> dict:
     params = [p for p in ev.net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_state, history = -1.0, None, []
+    from benchmark import progress
+
+    bar = progress.bar(cfg.epochs, "evaluator", unit="epoch")
     for epoch in range(cfg.epochs):
         ev.net.train()
         order = rng.permutation(len(train))
@@ -87,8 +90,11 @@ def fit_t2m(ev: Evaluator, train, train_caps, val, val_caps, seed: int) -> dict:
         score = float(np.mean(real_vs_real(ev, val, val_caps, seed=seed)["r_precision"])) if len(val) >= 2 else epoch
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_r_precision_mean": score})
         log.info("evaluator epoch %d loss %.4f val R %.3f", epoch + 1, history[-1]["loss"], score)
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val_R=f"{score:.3f}", refresh=False)
         if score >= best:
             best, best_state = score, {k: v.detach().clone() for k, v in ev.net.state_dict().items()}
+    bar.close()
     ev.net.load_state_dict(best_state)
     ev.net.eval()
     return {"history": history, "best_val_r_precision_mean": best}

@@ -1,4 +1,6 @@
-"""Leaderboard: tables (CSV + LaTeX), figures and statistics from finished run folders.
+"""Leaderboard: tables (the wide systems x metrics table with chance and ceiling rows as CSV,
+markdown and text; the long CSV; LaTeX, also standalone), figures and statistics from finished
+run folders.
 
 Reads result files only (docs/CONTRACTS.md "Run folders"); never imports training code.
 

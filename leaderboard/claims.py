@@ -38,7 +38,7 @@ SPEC_COLUMNS = ("family", "metric", "a", "relation", "b")
 OPTIONAL_COLUMNS = ("setting", "order", "seed")
 RELATIONS = (">", "<")
 RESULT_COLUMNS = ("family", "metric", "claim", "a", "b", "relation", "mean_a", "mean_b", "mean_diff",
-                  "n_blocks", "in_direction", "statistic", "p_value", "p_holm", "best_p_holm",
+                  "n_blocks", "in_direction", "ties", "statistic", "p_value", "p_holm", "best_p_holm",
                   "effect_size", "verdict", "note")
 
 
@@ -148,9 +148,12 @@ def evaluate_claims(spec: pd.DataFrame, runs: list, alpha: float = 0.05) -> pd.D
             continue
         d = x - y
         stat, p, r = _wilcoxon(x, y)
+        ties = int(np.sum(d == 0))
         rows.append(dict(row, mean_a=float(x.mean()), mean_b=float(y.mean()), mean_diff=float(d.mean()),
-                         in_direction=int(np.sum(sign * d > 0)), statistic=stat, p_value=p,
-                         effect_size=r, note=""))
+                         in_direction=int(np.sum(sign * d > 0)), ties=ties, statistic=stat, p_value=p,
+                         effect_size=r,
+                         note=f"{ties} tied block(s) (zero difference) left out of the Wilcoxon test"
+                         if ties else ""))
     families: dict[str, list[dict]] = {}
     for row in rows:
         families.setdefault(row["family"], []).append(row)
@@ -159,38 +162,76 @@ def evaluate_claims(spec: pd.DataFrame, runs: list, alpha: float = 0.05) -> pd.D
         m = len(tested)
         adjusted = _holm([row["p_value"] for row in tested]) if tested else []
         # the Holm p each claim gets when every claim of the family reaches its smallest exact p
-        floors = _holm([2.0 / 2 ** row["n_blocks"] for row in tested]) if tested else []
+        # (2 / 2^n over its n untied blocks: the Wilcoxon test leaves tied blocks out)
+        floors = _holm([2.0 / 2 ** (row["n_blocks"] - row["ties"]) for row in tested]) if tested else []
         for row, q, best in zip(tested, adjusted, floors):
-            n = row["n_blocks"]
+            n = row["n_blocks"] - row["ties"]
             sign = 1.0 if row["relation"] == ">" else -1.0
             row.update(p_holm=q, best_p_holm=best, verdict=_verdict(sign, row["mean_diff"], q, alpha))
             if best >= alpha:
-                row["note"] = f"cannot reach p < {alpha:g} with {n} blocks in a family of {m}"
+                untied = f"{n} untied blocks" if row["ties"] else f"{n} blocks"
+                row["note"] = "; ".join(x for x in (
+                    f"cannot reach p < {alpha:g} with {untied} in a family of {m}", row["note"]) if x)
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     return out
 
 
+def _blocks_text(r) -> str:
+    """'2/8' blocks in the claimed direction, '2/8, 6 ties' when some differences are zero."""
+    if not (isinstance(r.in_direction, (int, float)) and math.isfinite(r.in_direction)):
+        return ""
+    ties = int(r.ties) if isinstance(r.ties, (int, float)) and math.isfinite(r.ties) else 0
+    return f"{int(r.in_direction)}/{int(r.n_blocks)}" + (f", {ties} ties" if ties else "")
+
+
 def to_markdown(res: pd.DataFrame, *, spec_path: str | Path, spec_sha256: str, n_runs: int,
                 alpha: float) -> str:
+    """claims.md: the claims that ran first (one table with their p-values), then counts of the
+    rest ("N claims not run: systems missing: ...") instead of one row each."""
     def f(v, fmt):
         return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
 
+    ran = res[res["p_value"].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))]
+    not_run = res[res["verdict"] == "not run"]
+    not_tested = res[res["verdict"] == "not tested"]
+    counts = ran["verdict"].value_counts()
     lines = [f"# Claims tested: `{Path(spec_path).name}`", "",
              f"Claims file SHA-256 `{spec_sha256}`; {n_runs} finished run(s). Each claim pairs its two "
              "methods on the blocks both have (setting, order, seed, test subset), two-sided Wilcoxon "
-             f"signed-rank, Holm within each family, alpha = {alpha:g}. r = rank-biserial of a - b.", ""]
-    for family, grp in res.groupby("family", sort=False):
-        lines += [f"## {family}", "",
-                  "| claim | a vs b | blocks in the claimed direction | p | p (Holm) | smallest possible Holm p | r | verdict |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for _, r in grp.iterrows():
-            means = f"{f(r.mean_a, '.4g')} vs {f(r.mean_b, '.4g')}" if math.isfinite(r.mean_a) else ""
-            blocks = f"{int(r.in_direction)}/{int(r.n_blocks)}" if math.isfinite(r.in_direction) else ""
+             f"signed-rank (tied blocks, zero differences, are counted and left out of the test), Holm "
+             f"within each family, alpha = {alpha:g}. r = rank-biserial of a - b.", "",
+             f"**{len(ran)} of {len(res)} claims ran**"
+             + (": " + ", ".join(f"{n} {v}" for v, n in counts.items()) if len(ran) else "") + ".", ""]
+    if len(ran):
+        lines += ["| family | claim | a vs b | blocks in the claimed direction | p | p (Holm) | "
+                  "smallest possible Holm p | r | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for _, r in ran.iterrows():
+            means = f"{f(r.mean_a, '.4g')} vs {f(r.mean_b, '.4g')}"
             verdict = f"**{r.verdict}**" if r.verdict in ("holds", "reversed") else r.verdict
             note = f" ({r.note})" if r.note else ""
-            lines.append(f"| {r.claim} | {means} | {blocks} | {f(r.p_value, '.4f')} | {f(r.p_holm, '.4f')} | "
-                         f"{f(r.best_p_holm, '.4f')} | {f(r.effect_size, '+.2f')} | {verdict}{note} |")
+            lines.append(f"| {r.family} | {r.claim} | {means} | {_blocks_text(r)} | {f(r.p_value, '.4f')} | "
+                         f"{f(r.p_holm, '.4f')} | {f(r.best_p_holm, '.4f')} | {f(r.effect_size, '+.2f')} | "
+                         f"{verdict}{note} |")
         lines.append("")
+    if len(not_run):
+        missing: dict[str, int] = {}
+        present = set()
+        for _, r in not_run.iterrows():
+            text = str(r.note)
+            names = text.split("no finished run of ", 1)[-1].split(" (runs of", 1)[0]
+            for name in [n.strip() for n in names.split(",") if n.strip()]:
+                missing[name] = missing.get(name, 0) + 1
+            if "(runs of: " in text:
+                present.add(text.split("(runs of: ", 1)[1].rstrip(")"))
+        listing = ", ".join(f"{m} ({k})" for m, k in sorted(missing.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines += [f"{len(not_run)} claims not run: systems missing: {listing} (claims per system; "
+                  "run them to test these claims)." + (f" Systems present: {'; '.join(sorted(present))}."
+                                                       if present else ""), ""]
+    if len(not_tested):
+        lines += [f"{len(not_tested)} claims not tested (fewer than 2 blocks both systems have): "
+                  + "; ".join(f"{r.claim} ({int(r.n_blocks)} block(s))" for _, r in not_tested.iterrows())
+                  + ".", ""]
     return "\n".join(lines)
 
 

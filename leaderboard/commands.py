@@ -16,38 +16,68 @@ if TYPE_CHECKING:  # pragma: no cover
 def build_leaderboard(run_dirs: list[str | Path], out_dir: str | Path, *, with_reference: bool = False,
                       allow_mixed: bool = False, metrics: list[str] | None = None, pdf: bool = False,
                       strict: bool = False, with_std: bool = False, figures: bool = True,
-                      max_samples: int = 4) -> "pd.DataFrame":
-    """Read runs, write leaderboard.csv/_wide.csv/.tex, runs.csv and figures/; return the summary.
+                      max_samples: int = 4, wide_latex: bool = False) -> "pd.DataFrame":
+    """Read runs; write the tables (leaderboard.csv: ours, long; leaderboard_wide.csv/.md:
+    systems x metrics with the chance and ceiling rows; leaderboard.tex and
+    leaderboard_standalone.tex; runs.csv; reference.csv with ``with_reference``) and figures/
+    (with figures/NOT_DRAWN.txt naming each figure that could not be drawn and why).
 
-    The summary is long: source ("ours" or "paper"), method, display, setting, metric, mean, std, n.
-    """
+    Returns the long summary: source ("ours", "chance", "ceiling", and "paper" with
+    ``with_reference``), method, display, setting, metric, mean, std, n, ci95, ...; its
+    ``attrs["missing_figures"]`` lists the figures not drawn."""
     import pandas as pd
 
     from benchmark.io import atomic_write_text
     from leaderboard import figures as figs
     from leaderboard.runs import available_metrics, load_runs, runs_frame, validate_metrics
-    from leaderboard.tables import load_reference, summarize, to_csv_text, to_latex, wide_table
+    from leaderboard.tables import (bounds, load_reference, reference_table, summarize,
+                                    to_csv_text, to_latex, wide_markdown, wide_metrics,
+                                    wide_table)
 
     runs = load_runs(run_dirs, allow_mixed=allow_mixed, strict=strict)
     if metrics:
         metrics = validate_metrics(metrics, available_metrics(runs))
-    summary = summarize(runs, metrics)
+    ours = summarize(runs, metrics)
+    summary = pd.concat([ours, bounds(runs, sorted(set(ours["metric"])))], ignore_index=True)
+    texts: dict[str, str] = {}
+    citation = None
     if with_reference:
+        settings, shown = set(ours["setting"]), set(ours["metric"])
         ref = load_reference()
-        ref = ref[ref["metric"].isin(set(summary["metric"])) & ref["setting"].isin(set(summary["setting"]))]
+        ref = ref[ref["metric"].isin(shown) & ref["setting"].isin(settings)]
         summary = pd.concat([summary, ref], ignore_index=True)
-    # render every table in memory first, so a failure leaves no partial set behind
-    texts = {"leaderboard.csv": to_csv_text(summary),
-             "leaderboard_wide.csv": to_csv_text(wide_table(summary)),
-             "leaderboard.tex": to_latex(summary, metrics=[m for m in (metrics or []) if m] or None,
-                                         with_std=with_std),
-             "runs.csv": to_csv_text(runs_frame(runs, metrics))}
+        table, citation = reference_table(settings, shown)
+        texts["reference.csv"] = to_csv_text(table)
+    # the tables that can refuse (no table metrics) render before anything is written
+    tex_metrics = [m for m in (metrics or []) if m] or None
+    tex = to_latex(summary, metrics=tex_metrics, with_std=with_std, wide=wide_latex)
     out = Path(out_dir)
+    missing: list[str] = []
+    if figures:
+        figs.write_heatmaps(runs, out / "figures", pdf=pdf, missing=missing)
+        figs.write_motion_renders(runs, out / "figures", max_samples=max_samples, pdf=pdf,
+                                  missing=missing)
+        note = out / "figures" / figs.MISSING_FILE
+        if missing:
+            atomic_write_text(note, "\n".join(missing) + "\n")
+        elif note.exists():
+            note.unlink()
+    chosen = wide_metrics(summary, metrics)
+    texts.update({"leaderboard.csv": to_csv_text(ours),
+                  "leaderboard_wide.csv": to_csv_text(wide_table(summary, chosen)),
+                  "leaderboard_wide.md": wide_markdown(summary, chosen, missing, citation),
+                  "leaderboard.tex": tex,
+                  "leaderboard_standalone.tex": to_latex(summary, metrics=tex_metrics,
+                                                         with_std=with_std, wide=wide_latex,
+                                                         standalone=True),
+                  "runs.csv": to_csv_text(runs_frame(runs, metrics))})
     for name, text in texts.items():
         atomic_write_text(out / name, text)
-    if figures:
-        figs.write_heatmaps(runs, out / "figures", pdf=pdf)
-        figs.write_motion_renders(runs, out / "figures", max_samples=max_samples, pdf=pdf)
+    if not with_reference and (out / "reference.csv").exists():
+        (out / "reference.csv").unlink()        # a stale one from an earlier --with-reference
+    summary = summary.reset_index(drop=True)
+    summary.attrs["missing_figures"] = missing
+    summary.attrs["metrics"] = chosen
     return summary
 
 
@@ -76,12 +106,22 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, *, metric: str
     res = run_stats(per_run, metric, alpha=alpha, seed=seed, per_subset=per_subset)
     out = Path(out_dir)
     csv_text, md_text = to_csv_text(res.rows), to_markdown(res)
+    stem = out / f"cd_diagram_{metric}"
+    reason = figs.cd_missing_reason(res.avg_ranks, res.nemenyi, res.notes)
+    if reason is None:
+        fig = figs.cd_figure(res.avg_ranks, res.nemenyi, res.cd, metric, alpha)
+        figs.save_figure(fig, stem, pdf=pdf)
+        stem.with_suffix(".txt").unlink(missing_ok=True)
+    else:                            # say why, and leave no stale diagram of earlier runs
+        md_text += f"\n## Figures not drawn\n\n- {stem.name}: {reason}\n"
+        atomic_write_text(stem.with_suffix(".txt"), f"{stem.name} not drawn: {reason}\n")
+        for ext in (".png", ".pdf"):
+            stem.with_suffix(ext).unlink(missing_ok=True)
     atomic_write_text(out / "stats.csv", csv_text)
     atomic_write_text(out / "stats.md", md_text)
-    if len(res.avg_ranks) >= 2 and not res.nemenyi.empty:
-        fig = figs.cd_figure(res.avg_ranks, res.nemenyi, res.cd, metric, alpha)
-        figs.save_figure(fig, out / f"cd_diagram_{metric}", pdf=pdf)
-    return res.rows
+    rows = res.rows
+    rows.attrs["missing_figures"] = [] if reason is None else [f"{stem.name}: {reason}"]
+    return rows
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -101,7 +141,9 @@ def leaderboard_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-reference", action="store_true",
                         help="add the paper's published Table 2 numbers as rows marked 'paper'")
     parser.add_argument("--metrics", nargs="+", help="aggregates to tabulate (default: all)")
-    parser.add_argument("--std", action="store_true", help="LaTeX cells as mean$\\pm$std")
+    parser.add_argument("--std", action="store_true", help="LaTeX cells as mean$\\pm$95%% CI")
+    parser.add_argument("--wide-latex", action="store_true",
+                        help="LaTeX float table* (spanning two columns) instead of table")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     parser.add_argument("--max-samples", type=int, default=4, help="motion renders per setting")
 
@@ -110,9 +152,10 @@ def leaderboard(args: argparse.Namespace) -> int:
     summary = build_leaderboard(args.runs, args.out, with_reference=args.with_reference,
                                 allow_mixed=args.allow_mixed, metrics=args.metrics, pdf=args.pdf,
                                 strict=args.strict, with_std=args.std, figures=not args.no_figures,
-                                max_samples=args.max_samples)
+                                max_samples=args.max_samples, wide_latex=args.wide_latex)
     print(format_summary(summary))
-    print(f"wrote {args.out}/leaderboard.csv, leaderboard_wide.csv, leaderboard.tex, runs.csv"
+    print(f"wrote {args.out}/leaderboard.csv, leaderboard_wide.csv/.md, leaderboard.tex, "
+          "leaderboard_standalone.tex, runs.csv" + (", reference.csv" if args.with_reference else "")
           + ("" if args.no_figures else " and figures/"))
     return 0
 
@@ -133,20 +176,21 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def format_summary(summary: "pd.DataFrame") -> str:
-    """Mean (std) per method x setting.metric, for the terminal."""
-    from leaderboard.tables import TABLE_METRICS
+    """The wide table for the terminal (systems x metrics per setting, with the chance and
+    ceiling rows), the figures not drawn, and the paper's rows when the summary has them."""
+    from leaderboard.tables import DECIMALS, wide_text
 
-    s = summary[summary["metric"].isin(TABLE_METRICS)] if summary["metric"].isin(TABLE_METRICS).any() \
-        else summary
-    s = s.copy()
-    s["cell"] = ["-" if m != m else f"{m:.4g}" + ("" if st != st else f" ({st:.2g})")
-                 for m, st in zip(s["mean"], s["std"])]
-    s["row"] = s["display"] + s["source"].map(lambda x: " (paper)" if x == "paper" else "")
-    order = list(dict.fromkeys(s["row"]))
-    cols = list(dict.fromkeys(s["setting"] + "." + s["metric"]))
-    piv = s.pivot_table(index="row", columns=s["setting"] + "." + s["metric"], values="cell",
-                        aggfunc="first").reindex(index=order, columns=cols)
-    return piv.fillna("-").to_string()
+    text = wide_text(summary, summary.attrs.get("metrics"), summary.attrs.get("missing_figures"))
+    paper = summary[summary["source"] == "paper"]
+    if len(paper):
+        paper = paper.assign(row=paper["display"] + " (paper)",
+                             col=paper["setting"] + "." + paper["metric"],
+                             cell=[f"{m:.{DECIMALS.get(k, 3)}f}" if m == m else "-"
+                                   for m, k in zip(paper["mean"], paper["metric"])])
+        piv = paper.pivot_table(index="row", columns="col", values="cell", aggfunc="first", sort=False)
+        text += ("\n\nPublished (paper's Table 2: its data, LLaMA-2 7B; reference.csv):\n"
+                 + piv.fillna("-").to_string())
+    return text
 
 
 # ----------------------------------------------------------------------------- validity

@@ -120,14 +120,19 @@ def heatmap_figure(runs: list[Run], metric: str, setting: str, methods: list[str
     return fig
 
 
-def write_heatmaps(runs: list[Run], out_dir: Path, pdf: bool = False) -> list[Path]:
-    """heatmap_<metric>_<setting>.png for each setting and each heat-map metric present."""
+def write_heatmaps(runs: list[Run], out_dir: Path, pdf: bool = False,
+                   missing: list[str] | None = None) -> list[Path]:
+    """heatmap_<metric>_<setting>.png for each setting and each heat-map metric present; a
+    heat map that cannot be drawn is named with the reason in ``missing`` (when given)."""
     written = []
     for setting in sorted({r.setting for r in runs}):
         for metric in HEATMAP_METRICS:
             if any(r.setting == setting and metric in r.matrices for r in runs):
                 fig = heatmap_figure(runs, metric, setting)
                 written += save_figure(fig, out_dir / f"heatmap_{metric}_{setting}", pdf)
+            elif missing is not None:
+                missing.append(f"heatmap_{metric}_{setting}: no {setting} run has a {metric} matrix "
+                               f"(matrices/{metric}.csv)")
     return written
 
 
@@ -254,9 +259,10 @@ def write_gif(rows: list[tuple[str, np.ndarray]], title: str, path: Path, fps: i
 
 
 def write_motion_renders(runs: list[Run], out_dir: Path, max_samples: int = 4, gif: bool = True,
-                         pdf: bool = False) -> list[Path]:
+                         pdf: bool = False, missing: list[str] | None = None) -> list[Path]:
     """For each setting and sample prompt: ground truth + one row per method (its first run by
-    order and seed) as a filmstrip PNG and an animated GIF."""
+    order and seed) as a filmstrip PNG and an animated GIF; a setting without samples is named
+    with the reason in ``missing`` (when given)."""
     written: list[Path] = []
     for setting in sorted({r.setting for r in runs}):
         chosen: dict[str, tuple[Run, dict[str, Sample]]] = {}
@@ -264,6 +270,11 @@ def write_motion_renders(runs: list[Run], out_dir: Path, max_samples: int = 4, g
             samples = load_samples(r)
             if samples and r.method not in chosen:
                 chosen[r.method] = (r, samples)
+        if not chosen and missing is not None:
+            missing.append(f"motion_{setting}_*: no {setting} run saved generated samples "
+                           "(samples/index.json)")
+        if max_samples < 1 and chosen and missing is not None:
+            missing.append(f"motion_{setting}_*: --max-samples is {max_samples}")
         names = sorted({n for _, s in chosen.values() for n in s})[:max_samples]
         for name in names:
             have = sorted((m for m in chosen if name in chosen[m][1]), key=method_sort_key)
@@ -279,6 +290,21 @@ def write_motion_renders(runs: list[Run], out_dir: Path, max_samples: int = 4, g
 
 
 # ----------------------------------------------------------------------------- CD diagram
+MISSING_FILE = "NOT_DRAWN.txt"
+
+
+def cd_missing_reason(avg_ranks: pd.Series, nemenyi: pd.DataFrame, notes: list[str]) -> str | None:
+    """Why the critical-difference diagram of a comparison cannot be drawn (None when it can):
+    it needs >= 2 methods ranked on >= 2 complete blocks (setting x order x seed); the stats'
+    own note says what was found."""
+    if len(avg_ranks) >= 2 and not nemenyi.empty:
+        return None
+    found = next((n for n in notes if n.startswith("not tested") and "have " in n), "")
+    detail = ("found " + found.split("have ", 1)[1]) if found else f"found {len(avg_ranks)} method(s) ranked"
+    return ("the CD diagram needs >= 2 methods on >= 2 complete blocks (setting x order x seed; "
+            f"more orders or seeds give more blocks): {detail}")
+
+
 def cd_figure(avg_ranks: pd.Series, sig: pd.DataFrame, cd: float, metric: str, alpha: float = 0.05):
     """Critical-difference diagram (scikit-posthocs) from average ranks and Nemenyi p-values."""
     plt = _plt()

@@ -25,11 +25,20 @@ LOWER_IS_BETTER["generation_failure_rate"] = True
 # (a split depends on the setting and may depend on the seed; the rest is shared by all runs).
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "corpus": (), "tokenizer": (), "evaluator": (), "backbone": (), "preset": (),
-    "eval_part": (),
+    "eval_part": (), "stages_version": (),
     "split": ("setting", "seed"), "method_config": ("method",),
 }
+# How each field reads in the refusal message.
+FIELD_TITLES: dict[str, str] = {
+    "corpus": "corpus stage hash", "tokenizer": "tokenizer stage hash",
+    "evaluator": "evaluator stage hash", "backbone": "backbone stage hash", "preset": "preset",
+    "eval_part": "eval_part (evaluated part)", "stages_version": "stages_version",
+    "split": "split hash", "method_config": "method_config hash",
+}
+# Fields compared only between runs that have them (a field newer runs write, older ones lack).
+OPTIONAL_FIELDS = ("stages_version",)
 INFO_KEYS = ("ground_truth", "ground_truth_per_subset", "chance", "fr_floor", "n_test",
-             "aggregates_ci95", "eval")
+             "aggregates_ci95", "eval", "stages_version")
 RESULT_KEYS = ("method", "setting", "order", "seed", "scenario_order", "aggregates")
 AGREE_RTOL, AGREE_ATOL = 1e-4, 1e-6
 
@@ -266,31 +275,66 @@ def _field_value(run: Run, name: str) -> str | None:
         return run.preset
     if name == "eval_part":     # test (results) or val (model selection); old runs: test
         return str((run.info.get("eval") or {}).get("part", "test"))
+    if name == "stages_version":    # e.g. "l2emg-ref-v1" or "rebuilt"; absent in older runs
+        value = run.info.get("stages_version")
+        return None if value is None else str(value)
     if name == "method_config":
         return run.method_config_hash
     return run.stage_hashes.get(name)
 
 
+def _differences(a: Run, b: Run) -> list[str]:
+    """'<field> differs (x vs y)' for every field of STAGE_FIELDS that may not differ between
+    runs ``a`` and ``b`` (a field with a scope only when both runs share it)."""
+    out = []
+    for name, within in STAGE_FIELDS.items():
+        if any(getattr(a, w) != getattr(b, w) for w in within):
+            continue
+        va, vb = _field_value(a, name), _field_value(b, name)
+        if name in OPTIONAL_FIELDS and (va is None or vb is None):
+            continue
+        if va != vb:
+            out.append(f"{FIELD_TITLES.get(name, name)} differs ({va!r} vs {vb!r})")
+    return out
+
+
+def _conflicts(runs: list[Run]) -> list[tuple[str, Run, Run, int]]:
+    """Per field of STAGE_FIELDS whose value differs within its scope: (field, the first run of
+    one value, the first run of another, how many runs hold a value other than the first)."""
+    out = []
+    for name, within in STAGE_FIELDS.items():
+        groups: dict[tuple, dict[str | None, list[Run]]] = {}
+        for r in runs:
+            value = _field_value(r, name)
+            if name in OPTIONAL_FIELDS and value is None:
+                continue
+            groups.setdefault(tuple(getattr(r, w) for w in within), {}).setdefault(value, []).append(r)
+        for values in groups.values():
+            if len(values) > 1:
+                first, *rest = values.values()
+                out.append((name, first[0], rest[0][0], sum(len(v) for v in rest)))
+    return out
+
+
 def check_compatible(runs: list[Run]) -> list[str]:
-    """Problems that make ``runs`` unsafe to merge (differing stage hashes/preset, duplicates)."""
+    """Problems that make ``runs`` unsafe to merge: duplicates, and per conflicting field one
+    message naming two runs and everything that differs between them (stage hashes, preset,
+    stages_version, evaluated part, split within a setting and seed, method_config within a
+    method)."""
     problems: list[str] = []
     seen: dict[tuple, Path] = {}
     for r in runs:
         if r.key in seen:
             problems.append(f"duplicate run {r.key}: {seen[r.key]} and {r.path}")
         seen.setdefault(r.key, r.path)
-    for name, within in STAGE_FIELDS.items():
-        groups: dict[tuple, dict[str | None, list[Path]]] = {}
-        for r in runs:
-            gkey = tuple(getattr(r, w) for w in within)
-            groups.setdefault(gkey, {}).setdefault(_field_value(r, name), []).append(r.path)
-        for gkey, values in groups.items():
-            if len(values) > 1:
-                scope = f" (within {dict(zip(within, gkey))})" if within else ""
-                listing = "; ".join(f"{v!s}: {', '.join(str(p) for p in ps[:3])}"
-                                    + (f" (+{len(ps) - 3} more)" if len(ps) > 3 else "")
-                                    for v, ps in values.items())
-                problems.append(f"field '{name}' differs{scope}: {listing}")
+    reported: set[frozenset] = set()
+    for name, a, b, n_other in _conflicts(runs):
+        pair = frozenset((a.path, b.path))
+        if pair in reported:
+            continue
+        reported.add(pair)
+        more = f" (and {n_other - 1} more run(s) like the second)" if n_other > 1 else ""
+        problems.append(f"{a.path} and {b.path}: " + ", ".join(_differences(a, b)) + more)
     return problems
 
 
@@ -303,9 +347,11 @@ def load_runs(paths: list[str | Path], allow_mixed: bool = False, strict: bool =
         raise DataError(None, "the same run appears twice: " + " | ".join(dup),
                         "pass each run folder once (remove the copy)")
     if problems and not allow_mixed:
-        raise DataError(None, "refusing to merge runs with different configurations: "
-                        + " | ".join(problems),
-                        "compare runs of one configuration, or pass --allow-mixed")
+        extra = f" (+{len(problems) - 1} other conflicting pair(s))" if len(problems) > 1 else ""
+        raise DataError(None, "refusing to merge runs of different configurations into one row: "
+                        + problems[0] + extra,
+                        "compare runs of one preset and one set of stages (rebuild or rerun the odd "
+                        "ones), or pass --allow-mixed")
     if problems:
         warnings.warn("merging mixed configurations: " + " | ".join(problems), stacklevel=2)
     return runs

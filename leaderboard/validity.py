@@ -5,9 +5,11 @@ and confidence interval, so that a leaderboard is only read once its instrument 
    95% Clopper-Pearson interval of the pooled hits (one baseline per setting x seed: every
    method starts from the same untrained model);
 2. **learning**: the lower bound's (sequential fine-tuning) mean diagonal R@1 (subset i right
-   after training on i) >= 0.5 x the real-vs-real ceiling of the same evaluator on the same subsets;
-3. **upper bound**: the joint method's AR >= 0.5 x the ceiling, and no other method's AR exceeds
-   it by more than the 95% CI of the difference;
+   after training on i) is beyond chance (its 95% CI excludes chance: Student t over runs, or
+   for one run the Clopper-Pearson interval of its pooled hits) AND >= 0.5 x the real-vs-real
+   ceiling of the same evaluator on the same subsets; at or below chance it fails saying so;
+3. **upper bound**: the joint method's AR likewise (beyond chance and >= 0.5 x the ceiling), and
+   no other method's AR exceeds it by more than the 95% CI of the difference;
 4. **forgetting**: the lower bound's FR in the Unseen setting is above its no-forgetting floor:
    per run, FR minus the mean FR its own evaluation noise gives when nothing is forgotten
    (result.json ``fr_floor.mean``, simulated from a binomial per test text: an upper bound;
@@ -18,7 +20,8 @@ and confidence interval, so that a leaderboard is only read once its instrument 
    the per-run q95 is not the threshold for the mean.  The detail gives both, and the excess per
    scenario order when there are several: the order can decide whether a run forgets.)
 5. **noise floor**: the std of the lower bound's AR across seeds <= 1/4 of (joint AR - lower AR);
-6. **heat map**: the lower bound's diagonal is brighter than the cells below it (a fade).
+6. **heat map**: the lower bound's diagonal is brighter than the cells below it (a fade), and
+   above chance (a fade of values at chance is noise).
 
 ``validity(runs) -> DataFrame`` (one row per check and setting); ``to_markdown``.  Which methods
 are the joint upper bound and the sequential lower bound is an argument (defaults ``mtl`` and
@@ -80,14 +83,61 @@ def check_chance(runs: list[Run], setting: str) -> dict:
                 f"untrained baseline, {total} ranked test texts over {len(seen)} seed(s)")
 
 
+def _setting_chance(runs: list[Run]) -> float:
+    vals = [_chance(r) for r in runs]
+    vals = [v for v in vals if math.isfinite(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def r1_interval(runs: list[Run], values: list[float]) -> tuple[float, float, float, str]:
+    """(mean, low, high, how) of per-run R@1 values: the Student-t 95% CI over the runs when
+    there are >= 2, else the Clopper-Pearson 95% interval of the one run's pooled hits over its
+    ranked test texts (R@1 x texts; result.json ``n_test`` and ``eval.batch``)."""
+    from scipy import stats
+
+    pairs = [(r, v) for r, v in zip(runs, values) if math.isfinite(v)]
+    m, lo, hi = mean_t_ci([v for _, v in pairs])
+    if len(pairs) >= 2:
+        return m, lo, hi, f"Student t over {len(pairs)} runs"
+    if len(pairs) == 1 and _ranked(pairs[0][0]):
+        n = _ranked(pairs[0][0])
+        ci = stats.binomtest(int(round(min(max(m, 0.0), 1.0) * n)), n).proportion_ci(0.95)
+        return m, float(ci.low), float(ci.high), f"Clopper-Pearson over {n} ranked test texts"
+    return m, lo, hi, ""
+
+
+def beyond_chance_and_ceiling(m: float, lo: float, chance: float, ceiling: float,
+                              fraction: float = 0.5) -> tuple[bool | None, str, str]:
+    """Verdict, target text and reason for an R@1 value that must lie beyond chance (its 95% CI
+    excludes it, low end above) and reach ``fraction`` x the real-vs-real ceiling."""
+    need = fraction * ceiling
+    target = (f"> chance {chance:.3f} (CI excludes it) and " if math.isfinite(chance) else "") \
+        + f">= {fraction:g} x ceiling = {need:.3f}"
+    if not math.isfinite(m):
+        return None, target, "no value"
+    if math.isfinite(chance) and m <= chance:
+        return False, target, f"BELOW CHANCE: {m:.3f} <= chance {chance:.3f}"
+    if math.isfinite(chance) and math.isfinite(lo) and lo <= chance:
+        return False, target, f"not beyond chance: the 95% CI reaches down to {lo:.3f} <= chance {chance:.3f}"
+    if not math.isfinite(ceiling):
+        return None, target, "no ceiling (result.json ground_truth r_precision_top1)"
+    if m < need:
+        return False, target, f"below {fraction:g} x ceiling: {m:.3f} < {need:.3f}"
+    if math.isfinite(chance) and not math.isfinite(lo):
+        return None, target, "above chance in the mean, but no CI to tell it from chance"
+    note = "" if math.isfinite(chance) else " (chance unknown: result.json has no chance)"
+    return True, target, f"beyond chance and >= {fraction:g} x ceiling{note}"
+
+
 def check_learning(lower: list[Run], ceiling: float, setting: str, name: str) -> dict:
-    diags = [float(np.nanmean(np.diag(r.matrices["r_precision_top1"].to_numpy(float))))
-             for r in lower if "r_precision_top1" in r.matrices]
-    m, lo, hi = mean_t_ci(diags)
-    target = 0.5 * ceiling
-    return _row("learning", setting, m, f">= 0.5 x ceiling = {target:.3f}", lo, hi,
-                bool(np.isfinite(m) and m >= target) if diags else None,
-                f"{name} mean diagonal R@1 over {len(diags)} run(s); ceiling {ceiling:.3f}")
+    have = [r for r in lower if "r_precision_top1" in r.matrices]
+    diags = [float(np.nanmean(np.diag(r.matrices["r_precision_top1"].to_numpy(float)))) for r in have]
+    m, lo, hi, how = r1_interval(have, diags)
+    chance = _setting_chance(have)
+    passed, target, why = beyond_chance_and_ceiling(m, lo, chance, ceiling)
+    return _row("learning", setting, m, target, lo, hi, passed if diags else None,
+                f"{why}; {name} mean diagonal R@1 over {len(diags)} run(s) (CI: {how or 'none'}); "
+                f"chance {chance:.3f}, ceiling {ceiling:.3f}")
 
 
 def check_upper(by_method: dict[str, list[Run]], upper: str, ceiling: float, setting: str) -> list[dict]:
@@ -99,8 +149,12 @@ def check_upper(by_method: dict[str, list[Run]], upper: str, ceiling: float, set
     m_j, lo_j, hi_j = mean_t_ci(ar_j)
     eval_ci = float(np.mean([r.info.get("aggregates_ci95", {}).get("AR", math.nan) for r in joint]))
     half_j = (hi_j - m_j) if np.isfinite(hi_j) else eval_ci
-    rows.append(_row("upper bound", setting, m_j, f">= 0.5 x ceiling = {0.5 * ceiling:.3f}", lo_j, hi_j,
-                     bool(m_j >= 0.5 * ceiling), f"{upper} AR over {len(joint)} run(s)"))
+    _, lo_c, hi_c, how = r1_interval(joint, ar_j)
+    chance = _setting_chance(joint)
+    passed, target, why = beyond_chance_and_ceiling(m_j, lo_c, chance, ceiling)
+    rows.append(_row("upper bound", setting, m_j, target, lo_c, hi_c, passed,
+                     f"{why}; {upper} AR over {len(joint)} run(s) (CI: {how or 'none'}); "
+                     f"chance {chance:.3f}, ceiling {ceiling:.3f}"))
     above = []
     for method, rs in sorted(by_method.items()):
         if method == upper:
@@ -212,8 +266,13 @@ def check_fade(lower: list[Run], setting: str, name: str) -> dict:
     if not diag:
         return _row("heat map fade", setting, math.nan, "diag > below", detail="no square matrices")
     d, b = float(np.mean(diag)), float(np.mean(below))
-    return _row("heat map fade", setting, d - b, "> 0", passed=bool(d > b),
-                detail=f"{name}: diagonal R@1 {d:.3f} vs below-diagonal {b:.3f}")
+    chance = _setting_chance(lower)
+    detail = f"{name}: diagonal R@1 {d:.3f} vs below-diagonal {b:.3f}, chance {chance:.3f}"
+    if math.isfinite(chance) and d <= chance:     # a fade of noise around chance is no fade
+        return _row("heat map fade", setting, d - b, "> 0, diagonal above chance", passed=False,
+                    detail=f"BELOW CHANCE: the diagonal is at or below chance; {detail}")
+    return _row("heat map fade", setting, d - b, "> 0, diagonal above chance", passed=bool(d > b),
+                detail=detail)
 
 
 def validity(runs: list[Run], upper: str = UPPER, lower: str = LOWER) -> pd.DataFrame:

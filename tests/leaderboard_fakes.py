@@ -26,11 +26,14 @@ def truth(trained: str, tested: str, quality: float) -> float:
 def make_fake_run(root: Path, method: str, setting: str = "unseen", order: int = 1, seed: int = 0,
                   quality: float = 0.3, noise: float = 0.0, stages: dict | None = None,
                   preset: str = "test", finished: bool = True, stale: bool = False,
-                  samples: Path | None = None, n_frames: int = 24) -> Path:
+                  samples: Path | None = None, n_frames: int = 24, chance: float | None = 1 / 32,
+                  ceiling: float = 0.6, result_extra: dict | None = None) -> Path:
     """Write RUN = root/<method>/<setting>/order<order>/seed<seed> and return it.
 
     ``r[i, j] = truth(order[i], order[j]) - 0.1 * (j > i)`` (+ noise), FID = 10 * (0.5 - R@1).
     ``samples`` = a HumanML3D features file used for both generated and ground-truth samples.
+    ``chance`` = result.json's chance R@1 (top-2/3: 2x, 3x; None: no chance entry), ``ceiling``
+    = its real-vs-real R@1 (FID 0); ``result_extra`` is merged into result.json.
     """
     rng = np.random.default_rng(zlib.crc32(f"{method}/{setting}/{order}/{seed}".encode()))
     names = ORDERS[order] if setting == "unseen" else [
@@ -72,10 +75,15 @@ def make_fake_run(root: Path, method: str, setting: str = "unseen", order: int =
         atomic_write_json(run / "result.json", {
             "method": method, "setting": setting, "order": str(order), "seed": seed,
             "scenario_order": names, "n_experiences": n, "aggregates": agg,
-            "final": {k: m[-1].tolist() for k, m in mats.items()}, "ground_truth": {"fid": 0.0},
+            "final": {k: m[-1].tolist() for k, m in mats.items()},
+            "ground_truth": {"fid": 0.0, "r_precision_top1": ceiling, "diversity": 9.5,
+                             "emotion_f1": 0.95},
+            **({} if chance is None else {"chance": {"r_precision_top1": chance,
+                                                     "r_precision_top2": 2 * chance,
+                                                     "r_precision_top3": 3 * chance}}),
             "generation_failure_rate": 0.0, "config_hash": config["config_hash"],
             "stage_hashes": stage_hashes, "preset": preset, "provenance": {}, "wall_time_s": 1.0,
-            "peak_rss_mb": 1.0})
+            "peak_rss_mb": 1.0, **(result_extra or {})})
     return run
 
 

@@ -54,6 +54,25 @@ def test_build_batch_masks_prompt_and_padding(mlm):
         mlm.build_batch(["x"], [np.array([K])])
 
 
+def test_build_batch_pads_caps_and_takes_empty_motions(mlm):
+    """Known answer, row by row: prompt ids + <som> codes <eom>, pad id after; motions capped at
+    max_motion_tokens; an empty motion is <som> <eom>; lists and int32 arrays accepted."""
+    cap = mlm.config.max_motion_tokens
+    codes = [[k % K for k in range(cap + 7)], np.array([], dtype=np.int64), np.array([2, 0], dtype=np.int32)]
+    texts = ["someone jumps", "a sad man sits down slowly", "x"]
+    b = mlm.build_batch(texts, codes)
+    prompts = mlm.prompt_ids(texts)
+    pad = mlm.tokenizer.pad_token_id
+    width = max(len(p) + min(len(c), cap) + 2 for p, c in zip(prompts, codes))
+    assert b["input_ids"].shape == (3, width)
+    for i, (p, c) in enumerate(zip(prompts, codes)):
+        target = [mlm.som_id, *(mlm.motion_offset + np.asarray(c[:cap], dtype=np.int64)).tolist(), mlm.eom_id]
+        row = p + target
+        assert b["input_ids"][i].tolist() == row + [pad] * (width - len(row))
+        assert b["labels"][i].tolist() == [-100] * len(p) + target + [-100] * (width - len(row))
+        assert b["attention_mask"][i].tolist() == [1] * len(row) + [0] * (width - len(row))
+
+
 def test_constraint_allows_only_motion_and_eom(mlm):
     allowed = torch.cat([mlm.motion_token_ids, torch.tensor([mlm.eom_id])])
     proc = MotionTokenConstraint(allowed, mlm.vocab_size)

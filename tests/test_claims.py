@@ -149,3 +149,32 @@ def test_bench_refuses_a_bad_claims_file_before_any_run(tmp_path, capsys):
     assert main(["bench", "--claims", str(bad), "--out", str(tmp_path / "bench")]) == 2
     assert "relation" in capsys.readouterr().err
     assert not (tmp_path / "bench").exists()
+
+
+def test_ties_are_counted_and_reported_not_dropped(tmp_path, runs):
+    import json
+
+    # "twin" = strong's order-1 run, except 2 of the 8 subsets' final R@1 raised by 0.05
+    twin = make_fake_run(runs, "twin", order=1, quality=0.5)
+    path = twin / "matrices" / "r_precision_top1.csv"
+    mat = pd.read_csv(path, index_col=0)
+    mat.iloc[-1, :2] += 0.05
+    mat.to_csv(path)
+    res_path = twin / "result.json"
+    res_path.write_text(json.dumps({**json.loads(res_path.read_text()), "aggregates": {}}))
+    spec = read_claims(write(tmp_path, HEADER + ",order,seed", "t,AR,twin,>,strong,1,0",
+                             "u,AR,es_moe,>,strong,1,0", "u,AR,sapt,<,strong,1,0"))
+    res = evaluate_claims(spec, load_runs([runs])).set_index("claim")
+    row = res.loc["twin > strong on AR"]
+    assert row.n_blocks == 8 and row.in_direction == 2 and row.ties == 6
+    assert row.best_p_holm == pytest.approx(2 / 2 ** 2)          # 2 untied blocks: p >= 0.5
+    assert "6 tied block(s)" in row.note and "2 untied blocks" in row.note
+    from leaderboard.claims import to_markdown
+
+    md = to_markdown(res.reset_index(), spec_path="c.csv", spec_sha256="x", n_runs=8, alpha=0.05)
+    assert "| 2/8, 6 ties |" in md
+    # the claims that ran lead; the rest are counted, not listed one row each
+    assert md.index("twin > strong on AR") < md.index("claims not run")
+    assert "**1 of 3 claims ran**" in md
+    assert "2 claims not run: systems missing: es_moe (1), sapt (1)" in md
+    assert "es_moe > strong" not in md

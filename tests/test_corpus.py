@@ -214,8 +214,12 @@ def test_a_presets_scenario_style_builds_its_own_cached_corpus(tmp_path):
 
     plain = corpus_stage(tmp_path, None, 0.001, 0)
     styled = corpus_stage(tmp_path, None, 0.001, 0, 2.0)
-    # style 0 keeps the folder (and so the cache) of the corpus made before the option existed
-    assert plain.root.name == f"synth-{hash_json({'v': STAGE_VERSION, 'scale': 0.001, 'seed': 0})}"
+    # style 0 keeps the folder key of the corpus made before the option existed (+ the
+    # generator version since synth-2)
+    from benchmark.corpus.synth import GENERATOR_VERSION
+
+    key = {'v': STAGE_VERSION, 'scale': 0.001, 'seed': 0, 'generator': GENERATOR_VERSION}
+    assert plain.root.name == f"synth-{hash_json(key)}"
     assert styled.root != plain.root and styled.content_hash != plain.content_hash
     assert styled.meta["config"]["scenario_style"] == 2.0 and "scenario_style" not in plain.meta["config"]
     assert corpus_stage(tmp_path, None, 0.001, 0, 2.0).content_hash == styled.content_hash  # reused

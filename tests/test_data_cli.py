@@ -92,3 +92,27 @@ def test_synth_command(tmp_path, capsys):
     assert f"wrote {len(load_corpus(out))} motions" in capsys.readouterr().out
     assert main(["data", "synth", "--out", str(out), "--scale", "0.004"]) == 2  # exists
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_synth_conflict_stream_then_splits(tmp_path, capsys):
+    """`data synth --stream conflict` builds the conflict corpus; `data splits --stream conflict`
+    makes pure Unseen subsets (share 0) and the default (paper) keeps the 0.2 share."""
+    from benchmark.corpus import load_corpus
+    from benchmark.splits import load_manifest
+
+    out = tmp_path / "conflict"
+    assert main(["data", "synth", "--out", str(out), "--scale", "0.01", "--stream", "conflict",
+                 "--jobs", "1"]) == 0
+    assert "wrote 160 motions" in capsys.readouterr().out
+    corpus = load_corpus(out)
+    assert corpus.meta["config"]["stream"] == "conflict" and "concept" in corpus.labels
+    scen = corpus.labels.set_index("id")["scenario"]
+    for stream, mixed in (("conflict", False), ("paper", True)):
+        man = tmp_path / f"{stream}.csv"
+        assert main(["data", "splits", "--data", str(out), "--setting", "unseen",
+                     "--stream", stream, "--out", str(man)]) == 0
+        m = load_manifest(man, corpus)
+        assert (m["subset"].to_numpy() != scen.loc[m["id"]].to_numpy()).any() == mixed
+    with pytest.raises(SystemExit):       # argparse refuses an unknown stream
+        main(["data", "synth", "--out", str(tmp_path / "x"), "--stream", "nope"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err

@@ -73,6 +73,27 @@ def test_evaluate_real_vs_real(tiny_evaluator, test_set, tmp_path):
     assert again["fid"] == pytest.approx(row["fid"], abs=1e-6)
 
 
+def test_kid_uses_the_cached_reference_embeddings_and_refreshes_an_old_cache(tiny_evaluator, test_set,
+                                                                             tmp_path):
+    from evaluators import metrics as M
+
+    motions, texts, emotions = test_set
+    ev = Evaluator.load(tiny_evaluator.root, cache_dir=tmp_path)
+    half = len(motions) // 2
+    row = ev.evaluate(motions[:32], texts[:32], emotions[:32], motions[half:], seed=0)
+    expected = M.kernel_inception_distance(ev.embed_motions(motions[:32]), ev.embed_motions(motions[half:]))
+    assert row["kid"] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    # a cache written before KID (mu and sigma only) is refreshed, not trusted without embeddings
+    (path,) = tmp_path.glob("gt_stats_*.npz")
+    with np.load(path) as z:
+        mu, sigma = z["mu"], z["sigma"]
+    np.savez(path, mu=mu, sigma=sigma)
+    assert ev.evaluate(motions[:32], texts[:32], emotions[:32], motions[half:], seed=0)["kid"] == \
+        pytest.approx(row["kid"], rel=1e-6, abs=1e-9)
+    with np.load(path) as z:
+        assert "emb" in z
+
+
 def test_evaluate_multimodality_and_small_batch(tiny_evaluator, test_set):
     motions, texts, emotions = test_set
     ev = tiny_evaluator

@@ -64,3 +64,32 @@ def test_compare_writes_stats_and_cd_diagram(tmp_path):
     assert ranks.idxmin() == "es_moe"                     # lowest FID ranks first
     with pytest.raises(DataError, match="setting"):
         compare([tmp_path / "runs"], tmp_path / "out", setting="mixed")
+
+
+def test_a_figure_not_drawn_says_why(tmp_path):
+    from leaderboard import build_leaderboard
+
+    # one order, one seed: one block per method -> no CD diagram, and a note saying why
+    make_sweep(tmp_path / "runs", {"sapt": 0.3, "es_moe": 0.35, "seq_lora": 0.2}, orders=(1,),
+               seeds=(0,))
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "cd_diagram_AR.png").write_bytes(b"stale")                 # from an earlier, bigger set
+    rows = compare([tmp_path / "runs"], out, metric="AR")
+    assert not (out / "cd_diagram_AR.png").exists()
+    note = (out / "cd_diagram_AR.txt").read_text()
+    assert note.count("\n") == 1 and "needs >= 2 methods on >= 2 complete blocks" in note
+    assert "3 methods, 1 blocks" in note
+    assert "## Figures not drawn" in (out / "stats.md").read_text()
+    assert rows.attrs["missing_figures"] == [f"cd_diagram_AR: {note.split(': ', 1)[1].strip()}"]
+    # with a second order the diagram is drawn and the note goes away
+    make_sweep(tmp_path / "runs", {"sapt": 0.3, "es_moe": 0.35, "seq_lora": 0.2}, orders=(2,),
+               seeds=(0,))
+    compare([tmp_path / "runs"], out, metric="AR")
+    assert (out / "cd_diagram_AR.png").exists() and not (out / "cd_diagram_AR.txt").exists()
+    # the leaderboard lists the figures it could not draw (no run saved samples)
+    summary = build_leaderboard([tmp_path / "runs"], tmp_path / "lb", max_samples=1)
+    missing = (tmp_path / "lb" / "figures" / "NOT_DRAWN.txt").read_text()
+    assert "motion_unseen_*: no unseen run saved generated samples" in missing
+    assert summary.attrs["missing_figures"] == missing.splitlines()
+    assert "## Figures not drawn" in (tmp_path / "lb" / "leaderboard_wide.md").read_text()

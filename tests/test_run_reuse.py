@@ -118,3 +118,18 @@ def test_run_refuses_a_finished_folder_of_another_config(tmp_path, capsys):
     code = main(["run", "--method", "seq_lora", "--preset", "test",
                  "--out", str(tmp_path / "r"), "--cache", str(tmp_path / "cache"), "--no-progress"])
     assert code == 2 and "already finished" in capsys.readouterr().err
+
+
+def test_status_names_a_folder_of_another_config(tmp_path, monkeypatch):
+    from benchmark import runner
+    from benchmark.sweep_status import sweep_status
+
+    monkeypatch.setattr(runner, "run", lambda cfg: Path(cfg.execution.out))
+    monkeypatch.setattr(sw, "prepare_stages", lambda cfg: {("unseen", 0): STAGES})
+    folder = tmp_path / "runs" / "seq_lora" / "unseen" / "order1" / "seed0"
+    _finished(folder)
+    sw.sweep_runs(_sweep_cfg(tmp_path), progress=False)          # plans it, reuses it
+    assert [r["state"] for r in sweep_status(tmp_path / "runs")] == ["finished"]
+    _finished(folder, method_overrides={"lr": "0.5"})             # replaced behind the plan's back
+    row = sweep_status(tmp_path / "runs")[0]
+    assert row["state"] == "other-config" and "--overwrite" in row["detail"]

@@ -39,7 +39,14 @@ def test_run_folder_follows_the_contract(full_run):
                 "provenance", "wall_time_s", "peak_rss_mb"):
         assert key in res, key
     assert res["scenario_order"] == ORDER.split(",") and res["n_experiences"] == 3
-    assert set(res["aggregates"]) == {"AF", "AR", "AD", "AMM", "AWF", "FR", "BWT", "FWT", "AR3"}
+    assert set(res["aggregates"]) == {"AF", "AR", "AD", "AMM", "AWF", "FR", "BWT", "FWT", "AR3",
+                                      "AKID"}
+    # docs/evaluators.md: KID beside FID, the floors of held-out real motions, paired transfer CIs
+    assert all(map(math.isfinite, res["final"]["kid"])) and (full_run / "matrices" / "kid.csv").exists()
+    assert res["floors"]["floor_n"] == res["n_test"] and math.isfinite(res["floors"]["AF_floor"])
+    assert res["ground_truth_per_subset"]["fid_floor"] == res["floors"]["fid_floor"]
+    assert {"FR", "BWT", "FWT"} <= set(res["aggregates_ci95"])
+    assert res["multimodality"]["mm_texts"] == 2 and res["multimodality_measured"] is False  # < 10
     assert set(res["stage_hashes"]) == {"corpus", "split", "tokenizer", "evaluator", "backbone"}
     assert 0 <= res["generation_failure_rate"] <= 1
     r1 = pd.read_csv(full_run / "matrices" / "r_precision_top1.csv", index_col=0)

@@ -106,7 +106,7 @@ def test_capabilities_are_declared_on_the_class():
     assert not any(c["order_free"] for n, c in caps.items() if n != "mtl")
     assert {n for n, c in caps.items() if c["routes_generation"]} == {
         "sapt", "epi", "prog_prompt", "es_moe", "es_moe_no_cged", "es_moe_no_samoe",
-        "es_moe_no_emo_loss"}
+        "es_moe_no_emo_loss", "es_moe_routed", "expert_gate"}
 
 
 def test_config_validation_and_coercion():

@@ -135,3 +135,56 @@ def test_forgetting_detail_breaks_the_excess_down_by_order():
     assert row["value"] == pytest.approx(np.mean(sum(frs.values(), [])) - 4.6)
     same = check_forgetting([_run(fr=f, seed=i) for i, f in enumerate(frs["1"])], "unseen", "seq_lora")
     assert "by order" not in same["detail"]
+
+
+def _at_chance(run: Run, chance: float, ceiling: float) -> Run:
+    run.info["chance"] = {"r_precision_top1": chance}
+    run.info["ground_truth"] = {"r_precision_top1": ceiling}
+    return run
+
+
+def test_learning_fails_below_chance_even_above_half_the_ceiling():
+    from leaderboard.validity import check_learning
+
+    # the numbers: diagonal R@1 0.292, chance 1/3 (batch 3), ceiling 0.5 -> 0.292 >= 0.25
+    runs = [_at_chance(_run(diag=0.292, seed=s), 1 / 3, 0.5) for s in (0, 1)]
+    runs[1].matrices["r_precision_top1"].iloc[:, :] = [[0.30, 0.1], [0.2, 0.30]]
+    row = check_learning(runs, 0.5, "unseen", "seq_lora")
+    assert row["passed"] is False and row["value"] < 1 / 3
+    assert "BELOW CHANCE" in row["detail"] and "chance 0.333" in row["target"]
+    # well above chance and half the ceiling: passes
+    ok = [_at_chance(_run(diag=d, seed=s), 1 / 32, 0.5) for s, d in ((0, 0.30), (1, 0.32))]
+    assert check_learning(ok, 0.5, "unseen", "seq_lora")["passed"] is True
+
+
+def test_learning_fails_when_the_ci_reaches_chance():
+    from leaderboard.validity import check_learning
+
+    # mean 0.36 > chance 1/3, but the 2-run t interval (0.30, 0.42 -> +-0.76) includes it
+    runs = [_at_chance(_run(diag=d, seed=s), 1 / 3, 0.5) for s, d in ((0, 0.30), (1, 0.42))]
+    row = check_learning(runs, 0.5, "unseen", "seq_lora")
+    assert row["ci_low"] <= 1 / 3 < row["value"]
+    assert row["passed"] is False and "not beyond chance" in row["detail"]
+    # one run: the Clopper-Pearson interval of its 128 ranked texts (R@1 0.5 -> 64 hits)
+    one = check_learning([_at_chance(_run(diag=0.5), 1 / 3, 0.5)], 0.5, "unseen", "seq_lora")
+    from scipy import stats
+
+    ci = stats.binomtest(64, 128).proportion_ci(0.95)
+    assert one["ci_low"] == pytest.approx(ci.low) and one["passed"] is True
+    assert "Clopper-Pearson over 128 ranked test texts" in one["detail"]
+
+
+def test_upper_bound_fails_below_chance():
+    # the "upper bound pass" at AR 0.323 where chance is 0.333 (ceiling 0.56 -> 0.28)
+    by = {"mtl": [_at_chance(_run("mtl", ar=a, seed=s), 1 / 3, 0.56) for s, a in ((0, 0.32), (1, 0.326))]}
+    upper, _ = check_upper(by, "mtl", ceiling=0.56, setting="unseen")
+    assert upper["passed"] is False and "BELOW CHANCE" in upper["detail"]
+
+
+def test_fade_at_chance_is_no_fade():
+    from leaderboard.validity import check_fade
+
+    run = _at_chance(_run(diag=0.30, below=0.2), 1 / 3, 0.5)
+    row = check_fade([run], "unseen", "seq_lora")
+    assert row["passed"] is False and "BELOW CHANCE" in row["detail"]
+    assert check_fade([_run(diag=0.30, below=0.2)], "unseen", "seq_lora")["passed"] is True

@@ -6,10 +6,12 @@ import json
 
 def pretrain_command_args(parser) -> None:
     from benchmark.backbone.pretrain import RECIPES
+    from benchmark.io import default_cache
     from benchmark.run_config import DEFAULT_PRESET
 
     a = parser.add_argument
-    a("--cache", default="runs/cache", help="stage cache folder")
+    a("--cache", default=default_cache(), help="stage cache folder (default: the shared one, "
+      "$L2EMG_CACHE or ~/.cache/l2emg)")
     a("--preset", default=DEFAULT_PRESET, help="run preset whose backbone to pretrain (default: the "
       f"embedded default, {DEFAULT_PRESET})")
     a("--data", help="corpus folder (default: the preset's synthetic corpus)")

@@ -151,8 +151,11 @@ class MotionLM:
         return torch.arange(self.motion_offset, self.motion_offset + self.n_codes)
 
     def prompt_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of ``INSTRUCTION\\ntext\\n`` per text (BOS included, text capped)."""
-        head = self.tokenizer(INSTRUCTION + "\n")["input_ids"]
+        """Token ids of ``INSTRUCTION\ntext\n`` per text (BOS included, text capped)."""
+        cached = getattr(self, "_head_ids", None)    # the instruction's ids, once per tokenizer
+        if cached is None or cached[0] is not self.tokenizer:
+            cached = self._head_ids = (self.tokenizer, list(self.tokenizer(INSTRUCTION + "\n")["input_ids"]))
+        head = cached[1]
         bodies = self.tokenizer([f"{t}\n" for t in texts], add_special_tokens=False)["input_ids"]
         return [head + b[: self.config.max_text_tokens] for b in bodies]
 
@@ -165,23 +168,24 @@ class MotionLM:
         if len(texts) != len(motion_ids):
             raise ValueError(f"{len(texts)} texts but {len(motion_ids)} motion sequences")
         prompts = self.prompt_ids(texts)
-        seqs, labels = [], []
-        for p, m in zip(prompts, motion_ids):
-            m = torch.as_tensor(np.asarray(m, dtype=np.int64)[: self.config.max_motion_tokens])
+        motions = [np.asarray(m, dtype=np.int64)[: self.config.max_motion_tokens] for m in motion_ids]
+        for m in motions:
             if len(m) and (int(m.min()) < 0 or int(m.max()) >= self.n_codes):
                 raise ValueError(f"motion ids must lie in [0, {self.n_codes}), got "
                                  f"[{int(m.min())}, {int(m.max())}]")
-            target = torch.cat([torch.tensor([self.som_id]), m + self.motion_offset,
-                                torch.tensor([self.eom_id])])
-            prompt = torch.tensor(p, dtype=torch.int64)
-            seqs.append(torch.cat([prompt, target]))
-            labels.append(torch.cat([torch.full_like(prompt, -100), target]))
-        pad = torch.nn.utils.rnn.pad_sequence
-        input_ids = pad(seqs, batch_first=True, padding_value=self.tokenizer.pad_token_id)
-        lengths = torch.tensor([len(s) for s in seqs])
-        mask = (torch.arange(input_ids.shape[1])[None] < lengths[:, None]).long()
-        return {"input_ids": input_ids, "attention_mask": mask,
-                "labels": pad(labels, batch_first=True, padding_value=-100)}
+        lengths = [len(p) + len(m) + 2 for p, m in zip(prompts, motions)]
+        width = max(lengths)
+        input_ids = np.full((len(prompts), width), self.tokenizer.pad_token_id, dtype=np.int64)
+        labels = np.full((len(prompts), width), -100, dtype=np.int64)
+        for i, (p, m) in enumerate(zip(prompts, motions)):
+            n = len(p)
+            input_ids[i, :n] = p
+            target = np.concatenate([[self.som_id], m + self.motion_offset, [self.eom_id]])
+            input_ids[i, n: n + len(target)] = target
+            labels[i, n: n + len(target)] = target
+        mask = (np.arange(width)[None] < np.asarray(lengths)[:, None]).astype(np.int64)
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
+                "labels": torch.from_numpy(labels)}
 
     def generation_inputs(self, texts: Sequence[str]) -> dict:
         """Left-padded prompts ending in ``<som>``: ``input_ids``, ``attention_mask`` (B, L)."""

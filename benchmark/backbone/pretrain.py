@@ -70,6 +70,9 @@ def _train(model, batches, steps: int, cfg: PretrainConfig, rng: np.random.Gener
         opt, lambda s: min(1.0, (s + 1) / max(1, steps // 20)) * 0.5 * (1 + math.cos(math.pi * s / steps)))
     model.train()
     losses = []
+    from benchmark import progress
+
+    bar = progress.bar(steps, "backbone pretraining", unit="step")
     for _ in range(steps):
         batch = batches(rng)
         out = model(**batch)
@@ -79,6 +82,10 @@ def _train(model, batches, steps: int, cfg: PretrainConfig, rng: np.random.Gener
         opt.step()
         sched.step()
         losses.append(float(out.loss.detach()))
+        bar.update(1)
+        if len(losses) % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
+    bar.close()
     model.eval()
     return losses
 

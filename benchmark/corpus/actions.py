@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.corpus.pose import Pose
+from benchmark.corpus.pose import Pose, exp
 from benchmark.corpus.texts import register_verbs
 
 sin, cos = np.sin, np.cos
@@ -210,10 +210,10 @@ def flip(p, ph, a, f):
     s = np.clip((u - 0.3) / 0.5, 0.0, 1.0)
     p.add("root_pitch", -2 * np.pi * s * s * (3 - 2 * s))
     p.hop += 4 * 0.5 * min(a, 1.3) * s * (1 - s)
-    crouch_w = np.exp(-((u - 0.2) / 0.08) ** 2) + np.exp(-((u - 0.9) / 0.08) ** 2)
+    crouch_w = exp(-((u - 0.2) / 0.08) ** 2) + exp(-((u - 0.9) / 0.08) ** 2)
     tuck = np.sin(np.pi * s)
     p.add("knee", 1.1 * crouch_w + 1.6 * tuck).add("hip_flex", 0.7 * crouch_w + 1.5 * tuck)
-    p.add("arm_raise", 2.6 * np.exp(-((u - 0.3) / 0.1) ** 2) + 0.8 * tuck)
+    p.add("arm_raise", 2.6 * exp(-((u - 0.3) / 0.1) ** 2) + 0.8 * tuck)
 
 
 def handstand(p, ph, a, f):

@@ -20,6 +20,11 @@ def synth_args(p: argparse.ArgumentParser) -> None:
                    help="strength of each scenario's own expression of each emotion on top of the "
                         "shared one (0 = none, the default; 1 = shifts about as large as the "
                         "shared styles): gives sequential training something to forget")
+    p.add_argument("--stream", default="paper", choices=("paper", "conflict"),
+                   help="paper: Table 1's proportions and per-scenario verbs (the default); "
+                        "conflict: 8 balanced scenarios realising shared phrases with their own "
+                        "actions, held-out emotions, 3.2 s motions (--scale 1 = 3,144 motions; "
+                        "docs/corpus.md)")
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -32,7 +37,8 @@ def synth(args: argparse.Namespace) -> int:
         raise DataError(None, f"--scenario-style must be >= 0, got {args.scenario_style}",
                         "pass 0 (shared emotion styles) or a positive strength, e.g. 1")
     out = build_corpus(args.out, scale=args.scale, seed=args.seed, n_jobs=args.jobs,
-                       overwrite=args.overwrite, progress=True, scenario_style=args.scenario_style)
+                       overwrite=args.overwrite, progress=True, scenario_style=args.scenario_style,
+                       stream=args.stream)
     corpus = load_corpus(out, validate=False)
     print(f"wrote {len(corpus)} motions to {out} (content hash {corpus.content_hash})")
     return 0
@@ -44,8 +50,11 @@ def splits_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", type=Path, default=None, help="labels CSV (default DATA/labels.csv)")
     p.add_argument("--setting", required=True, choices=("unseen", "mixed"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--share", type=float, default=0.2,
-                   help="Unseen: share of each subset drawn from the other scenarios (default 0.2)")
+    p.add_argument("--stream", default="paper", choices=("paper", "conflict"),
+                   help="sets the default --share: paper 0.2, conflict 0 (docs/corpus.md)")
+    p.add_argument("--share", type=float, default=None,
+                   help="Unseen: share of each subset drawn from the other scenarios (default: "
+                        "the stream's, 0.2 for paper)")
     p.add_argument("--out", required=True, type=Path, help="manifest CSV to write (id,subset,part)")
 
 
@@ -53,8 +62,11 @@ def splits(args: argparse.Namespace) -> int:
     from benchmark.corpus import load_corpus
     from benchmark.splits import make_splits, save_manifest, summarize
 
+    from benchmark.corpus.synth import STREAM_SPLIT_SHARE
+
     corpus = load_corpus(args.data, args.labels)
-    manifest = make_splits(corpus, args.setting, args.seed, share=args.share)
+    share = STREAM_SPLIT_SHARE[args.stream] if args.share is None else args.share
+    manifest = make_splits(corpus, args.setting, args.seed, share=share)
     save_manifest(manifest, args.out)
     table = summarize(corpus, manifest)
     print(table[["train", "val", "test", "total"]].to_string())

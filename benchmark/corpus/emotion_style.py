@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.corpus.pose import Pose
+from benchmark.corpus.pose import Pose, exp
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def apply_emotion(pose: Pose, style: EmotionStyle, t: np.ndarray, phase: np.ndar
     if style.startle:
         t0 = rng.uniform(0.15, 0.5) * t[-1]
         dt = t - t0
-        env = style.startle / (1 + np.exp(-dt / 0.04)) * np.exp(-np.maximum(dt, 0) / 1.2)
+        env = style.startle / (1 + exp(-dt / 0.04)) * exp(-np.maximum(dt, 0) / 1.2)
         for dof, value in (("spine_pitch", -0.35), ("neck_pitch", -0.3), ("arm_raise", 1.1),
                            ("arm_abduct", 0.5), ("elbow", 0.6), ("knee", 0.25),
                            ("hip_flex", 0.15)):
@@ -134,7 +134,7 @@ def scenario_shift(scenario: str, emotion: str, strength: float, seed: int = 0) 
         return IDENTITY_SHIFT
     key = [int(seed), 0x5CE4A, zlib.crc32(scenario.encode()), zlib.crc32(emotion.encode())]
     rng = np.random.default_rng(np.random.SeedSequence(key))
-    tempo, amplitude = np.exp(strength * SHIFT_DYNAMICS_STD * rng.standard_normal(2))
+    tempo, amplitude = exp(strength * SHIFT_DYNAMICS_STD * rng.standard_normal(2))
     offsets = strength * SHIFT_POSTURE_STD * rng.standard_normal(len(SHIFT_DOFS))
     return ScenarioShift(float(tempo), float(amplitude),
                          {d: float(v) for d, v in zip(SHIFT_DOFS, offsets)})

@@ -32,12 +32,21 @@ class Tracks:
     heading0: float          # rad
     mirror: bool
     captions: list[str]
+    style: object = None     # the EmotionStyle applied (shared by every scenario)
+    shift: object = None     # the scenario's own ScenarioShift of it (identity unless scenario_style)
 
 
 def make_tracks(plan: dict, cfg) -> Tracks:
     """Angle/root tracks of one motion from its plan (id, scenario, emotion, action, seed)."""
     rng = np.random.default_rng(plan["seed"])
-    action, style = ACTIONS[plan["action"]], EMOTION_STYLES[plan["emotion"]]
+    conflict = getattr(cfg, "stream", "paper") == "conflict"
+    if conflict:
+        from benchmark.corpus.conflict import CONFLICT_ACTIONS
+
+        action = CONFLICT_ACTIONS[plan["action"]]
+    else:
+        action = ACTIONS[plan["action"]]
+    style = EMOTION_STYLES[plan["emotion"]]
     # the scenario's own expression of the emotion (identity unless cfg.scenario_style > 0); it
     # draws nothing from ``rng``, so every other random choice of the motion stays the same
     shift = scenario_shift(plan["scenario"], plan["emotion"], cfg.scenario_style, cfg.seed)
@@ -53,9 +62,16 @@ def make_tracks(plan: dict, cfg) -> Tracks:
     shift.apply(pose)
     pose.ang[:, 1:] += smooth_noise(rng, t, (21, 3), cfg.noise)
     mirror = bool(rng.random() < cfg.mirror_prob)
-    captions = make_captions(rng, action.phrases, plan["emotion"], "left" if mirror else "right",
-                             cfg.n_captions)
-    return Tracks(plan, pose, body_offsets(rng), float(rng.uniform(0, 2 * np.pi)), mirror, captions)
+    if conflict:
+        from benchmark.corpus.conflict import make_conflict_captions
+
+        captions = make_conflict_captions(rng, action.phrases, plan["scenario"], plan["emotion"],
+                                          cfg.n_captions)
+    else:
+        captions = make_captions(rng, action.phrases, plan["emotion"],
+                                 "left" if mirror else "right", cfg.n_captions)
+    return Tracks(plan, pose, body_offsets(rng), float(rng.uniform(0, 2 * np.pi)), mirror, captions,
+                  style, shift)
 
 
 def _pad(x: np.ndarray, n: int) -> np.ndarray:
@@ -114,6 +130,7 @@ def generate_chunk(plans: list[dict], cfg, batch: int = 32) -> list[Motion]:
             motions[i] = Motion(id=tr.plan["id"], features=feats_i,
                                 texts=tr.captions, scenario=tr.plan["scenario"],
                                 emotion=tr.plan["emotion"], source="synthetic",
+                                part=tr.plan.get("part"),
                                 joints=features_to_joints(feats_i).astype(np.float32),
-                                extra={"action": tr.plan["action"]})
+                                extra={k: tr.plan[k] for k in ("action", "concept") if k in tr.plan})
     return [motions[i] for i in range(len(tracks))]

@@ -7,6 +7,8 @@ orients the bone ``parent(j) -> j``.  Angles are radians about the parent frame'
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -89,6 +91,16 @@ def euler_to_matrix(ang: np.ndarray) -> torch.Tensor:
                   cy * sz, sx * sy * sz + cx * cz, cx * sy * sz - sx * cz,
                   -sy, sx * cy, cx * cy], axis=-1)
     return torch.from_numpy(m.reshape(ang.shape[:-1] + (3, 3)))
+
+
+def exp(x) -> np.ndarray:
+    """``e**x`` elementwise (float64) from Python's ``math.exp``: numpy's float64 ``exp`` runs
+    SIMD kernels whose last bits differ between CPUs with and without AVX-512, which made the
+    corpus's bytes depend on the machine.  (``np.sin``/``np.cos`` call the C library on every
+    CPU, so they stay.)  Only used on small arrays."""
+    a = np.asarray(x, dtype=np.float64)
+    return np.array([math.exp(v) if v < 709.78 else math.inf for v in a.ravel().tolist()],
+                    dtype=np.float64).reshape(a.shape)
 
 
 def smooth_noise(rng: np.random.Generator, t: np.ndarray, shape: tuple[int, ...], std: float,

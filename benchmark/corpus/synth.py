@@ -15,7 +15,26 @@ import numpy as np
 
 from benchmark.corpus.labels import EMOTIONS, SCENARIOS, TABLE1_COUNTS
 
-GENERATOR_VERSION = "synth-1"
+# synth-2: CPU-independent float64 path (math.exp, fixed-order heading smoothing): the default
+# corpus's bytes changed once (docs/corpus.md), so cached synth-1 corpora are not reused
+GENERATOR_VERSION = "synth-2"
+
+# the synthetic streams (docs/corpus.md): "paper" = Table 1's proportions, per-scenario verbs,
+# 20 % of every Unseen subset from other scenarios; "conflict" = shared phrases realised by
+# each scenario's own action, scenario cues, held-out emotions, no cross-scenario share
+STREAMS: tuple[str, ...] = ("paper", "conflict")
+STREAM_SPLIT_SHARE: dict[str, float] = {"paper": 0.2, "conflict": 0.0}
+# SynthConfig fields a stream sets unless given explicitly
+STREAM_DEFAULTS: dict[str, dict] = {"paper": {}, "conflict": {"duration_s": (3.2, 3.2)}}
+
+
+def check_stream(stream: str) -> str:
+    """``stream`` if it is a known stream name, else DataError listing them."""
+    from benchmark.io import DataError
+
+    if stream not in STREAMS:
+        raise DataError(None, f"unknown stream {stream!r}", f"choose one of: {', '.join(STREAMS)}")
+    return stream
 
 
 @dataclass(frozen=True)
@@ -31,6 +50,9 @@ class SynthConfig:
     posture shifts of ~0.3 rad and tempo/size factors of ~exp(+-0.2) per scenario x emotion,
     :func:`benchmark.corpus.emotion_style.scenario_shift`).  Recorded in corpus.json only when > 0,
     so the default corpus keeps its bytes and content hash.
+    stream: "paper" (Table 1 proportions, per-scenario verbs) or "conflict" (shared phrases
+    realised differently per scenario, :mod:`benchmark.corpus.conflict`; ``scale`` 1 = its
+    designed size of 3,144 motions).  Recorded in corpus.json only when not "paper".
     """
 
     scale: float = 0.1
@@ -44,6 +66,7 @@ class SynthConfig:
     n_captions: int = 3
     chunk_size: int = 64
     scenario_style: float = 0.0
+    stream: str = "paper"
     generator: str = field(default=GENERATOR_VERSION)
 
     def __post_init__(self):
@@ -59,6 +82,8 @@ class SynthConfig:
             raise ValueError(f"duration_s must satisfy 0.5 <= lo <= hi, got {self.duration_s}")
         if not self.scenario_style >= 0:
             raise ValueError(f"scenario_style must be >= 0, got {self.scenario_style}")
+        if self.stream not in STREAMS:
+            raise ValueError(f"unknown stream {self.stream!r}; known: {', '.join(STREAMS)}")
 
 
 def scenario_counts(scale: float, n_emotions: int = len(EMOTIONS), min_per_cell: int = 2) -> dict[str, int]:
@@ -67,8 +92,14 @@ def scenario_counts(scale: float, n_emotions: int = len(EMOTIONS), min_per_cell:
 
 
 def plan_corpus(cfg: SynthConfig) -> list[dict]:
-    """One dict per motion: id, scenario, emotion, action, seed (all from ``cfg.seed``)."""
+    """One dict per motion: id, scenario, emotion, action, seed (all from ``cfg.seed``); the
+    conflict stream's plans also carry concept and part (:func:`~benchmark.corpus.conflict.plan_conflict`)."""
     from benchmark.corpus.actions import SCENARIO_ACTIONS
+
+    if cfg.stream == "conflict":
+        from benchmark.corpus.conflict import plan_conflict
+
+        return plan_conflict(cfg)
 
     root = np.random.SeedSequence([cfg.seed, 20250])
     plans: list[dict] = []
@@ -125,6 +156,8 @@ def build_corpus(out: str | os.PathLike, scale: float = 0.1, seed: int = 0,
     from benchmark.corpus.humanml3d import finalize_corpus
     from benchmark.io import atomic_dir
 
+    stream = check_stream(options.get("stream", "paper"))
+    options = {**STREAM_DEFAULTS[stream], **options}
     cfg = SynthConfig(scale=scale, seed=seed, emotions=tuple(emotions), **options)
     plans = plan_corpus(cfg)
     chunks = [plans[i:i + cfg.chunk_size] for i in range(0, len(plans), cfg.chunk_size)]
@@ -140,6 +173,13 @@ def build_corpus(out: str | os.PathLike, scale: float = 0.1, seed: int = 0,
         results = Parallel(n_jobs=n_jobs)(jobs)
         summaries = [s for r in results for s in r]
         config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
-                  if not (k == "scenario_style" and v == 0)}   # the default corpus's old record
+                  if not (k == "scenario_style" and v == 0)   # the default corpus's old record
+                  and not (k == "stream" and v == "paper")}
+        if cfg.stream == "conflict":
+            from benchmark.corpus.conflict import cell_counts, held_out_emotions
+
+            config["held_out_train"] = {s: list(e) for s, e in
+                                        held_out_emotions(SCENARIOS, cfg.emotions).items() if e}
+            config["cell_counts"] = cell_counts(cfg.scale)
         finalize_corpus(tmp, summaries, emotions=cfg.emotions, config=config, seed=cfg.seed)
     return out

@@ -97,17 +97,23 @@ def forward_kinematics(rotations, root_pos, offsets=None, legacy_arm_chains: boo
 
 def _gaussian_smooth_time(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian filter along dim -2 of ``(..., T, C)`` with edge replication, like
-    ``scipy.ndimage.gaussian_filter1d(x, sigma, axis=-2, mode='nearest')`` (truncate 4)."""
+    ``scipy.ndimage.gaussian_filter1d(x, sigma, axis=-2, mode='nearest')`` (truncate 4).
+
+    Bit-reproducible on every CPU and thread count: the weights come from Python's ``math``
+    (an exactly rounded sum) and the taps are added one at a time in a fixed order (a float64
+    ``conv1d`` goes through the BLAS, whose last bits depend on the CPU's instruction set)."""
+    import math
+
     radius = int(4.0 * sigma + 0.5)
-    k = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (k / sigma) ** 2)
-    kernel = kernel / kernel.sum()
+    weights = [math.exp(-0.5 * (k / sigma) ** 2) for k in range(-radius, radius + 1)]
+    total = math.fsum(weights)
     n_t = x.shape[-2]
     idx = torch.arange(-radius, n_t + radius, device=x.device).clamp(0, n_t - 1)
     padded = x[..., idx, :]                                    # (..., T + 2r, C)
-    flat = padded.movedim(-1, -2).reshape(-1, 1, n_t + 2 * radius)
-    out = torch.nn.functional.conv1d(flat, kernel.view(1, 1, -1))
-    return out.reshape(*x.shape[:-2], x.shape[-1], n_t).movedim(-1, -2)
+    out = torch.zeros_like(x)
+    for k, w in enumerate(weights):
+        out = out + (w / total) * padded[..., k:k + n_t, :]
+    return out
 
 
 def forward_direction(joints: torch.Tensor, hml3d_ik_quirk: bool = False,

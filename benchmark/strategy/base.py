@@ -41,7 +41,7 @@ from avalanche.training.templates import SupervisedTemplate
 from torch.utils.data import DataLoader
 
 from benchmark import seed as _seed
-from benchmark.strategy import lora
+from benchmark.strategy import lora, speed
 from benchmark.strategy.config import StrategyConfig
 from benchmark.strategy.curves import evaluation_plugin
 from benchmark.strategy.experts import ExpertBank
@@ -186,6 +186,7 @@ class MotionLMStrategy(SupervisedTemplate):
         self._opt_names: list[str] = []
         self.lr_scheduler = None            # made with each experience's optimiser
         self._bar = None
+        self._loss_head: speed.LossPositionsHead | None = None     # loss_logits_only, per experience
         placeholder = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=self.config.lr)
         plugins = list(plugins or []) + make_plugins(self.config.with_plugins,   # --with ewc,replay
                                                      self.config.plugin_options, self.seed)
@@ -270,6 +271,15 @@ class MotionLMStrategy(SupervisedTemplate):
         :class:`Route` says how it is generated (None: the model as it is)."""
         return None
 
+    def routing_weights(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Routing diagnostics: (N, E) weight of expert k (created for the k-th experience)
+        for each prompt, as :meth:`route` routes them at generation (one-hot for hard routing);
+        None: this strategy does not route over experts.  The runner measures ``route_own``
+        with it (:mod:`benchmark.strategy.routing`); override for a router outside ``route``."""
+        from benchmark.strategy.routing import routing_weights
+
+        return routing_weights(self, texts)
+
     def use_plugin(self, plugin):
         """Add an Avalanche plugin (e.g. a :class:`~benchmark.strategy.plugins.CLPlugin`: its
         loss terms, batch extension and state then take part like the method's own)."""
@@ -337,7 +347,7 @@ class MotionLMStrategy(SupervisedTemplate):
         batch = self._inputs(texts)
         route = self.route({**batch, "texts": texts})
         if route is None or route.adapters is None:
-            with self._routing(route) as extra:
+            with self._routing(route) as extra, self._merged_lora():
                 return self.motion_lm.generate_batch(batch, settings, **extra)
         if route.weights is not None or route.inputs_embeds is not None:
             raise ValueError("a Route with adapters cannot also carry weights or inputs_embeds")
@@ -349,12 +359,21 @@ class MotionLMStrategy(SupervisedTemplate):
             for name in sorted(set(names), key=order.index):
                 idx = [i for i, n in enumerate(names) if n == name]
                 self.model.base_model.set_adapter(name)
-                codes = self.motion_lm.generate_batch(self._inputs([texts[i] for i in idx]), settings)
+                with self._merged_lora():
+                    codes = self.motion_lm.generate_batch(self._inputs([texts[i] for i in idx]),
+                                                          settings)
                 for i, c in zip(idx, codes):
                     out[i] = c
         finally:
             lora.set_active(self.motion_lm, active if len(active) > 1 else active[0])
         return out
+
+    def _merged_lora(self):
+        """``merge_for_generation``: the active adapters merged into weight copies while one
+        batch is sampled (not with an expert bank, whose hooks mix the adapters per prompt)."""
+        if self.config.merge_for_generation and self.bank is None and lora.is_peft(self.model):
+            return speed.merged_lora(self.model)
+        return contextlib.nullcontext()
 
     @contextlib.contextmanager
     def _routing(self, route: Route | None):
@@ -448,6 +467,30 @@ class MotionLMStrategy(SupervisedTemplate):
         if self.config.token_rows == "freeze_after_first" and self.exp_counter > 0:
             self.freeze_token_rows()
         super()._before_training_exp(**kwargs)
+        self._install_speed_levers()
+
+    def _install_speed_levers(self) -> None:
+        """The training options ``loss_logits_only`` and ``compile`` (docs/runner.md), on the
+        model as it is after :meth:`before_experience`; removed again after the experience."""
+        self._remove_speed_levers()
+        if self.config.loss_logits_only:
+            if any(p.name == "lwf" for p in self.cl_plugins) or hasattr(self, "lwf"):
+                raise ValueError(f"{type(self).__name__}: loss_logits_only keeps logits at the loss "
+                                 "positions only, but LwF distils full logits; set "
+                                 "loss_logits_only=false")
+            self._loss_head = speed.LossPositionsHead(self.model, speed.causal_lm_of(self.model))
+        if self.config.compile:
+            if self.bank is not None:
+                raise ValueError(f"{type(self).__name__}: compile is not supported with an expert "
+                                 "bank (its routing state lives outside the layers); set compile=false")
+            speed.compile_layers(self.model)
+
+    def _remove_speed_levers(self) -> None:
+        if self._loss_head is not None:
+            self._loss_head.remove()
+            self._loss_head = None
+        if self.config.compile:              # generation runs the eager layers
+            speed.uncompile_layers(self.model)
 
     def freeze_token_rows(self) -> None:
         """Protocol rule ``token_rows=freeze_after_first``: after the first experience no
@@ -471,6 +514,10 @@ class MotionLMStrategy(SupervisedTemplate):
         return float(self.config.lr)
 
     def _after_training_exp(self, **kwargs):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._remove_speed_levers()
         super()._after_training_exp(**kwargs)
         self.after_experience(self.experience)
         self.exp_counter += 1
@@ -518,9 +565,25 @@ class MotionLMStrategy(SupervisedTemplate):
     def make_train_dataloader(self, **kwargs):
         """Seeded shuffling per experience so a resumed run sees the same batches."""
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.exp_counter)
+        if self.config.length_bucketing:      # similar lengths per batch (less padding)
+            sampler = speed.LengthBucketSampler(self.item_lengths(self.adapted_dataset),
+                                                self.config.batch_size, gen)
+            self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=sampler,
+                                         collate_fn=self.collate, num_workers=0)
+            return
         self.dataloader = DataLoader(self.adapted_dataset, batch_size=self.config.batch_size,
                                      shuffle=True, generator=gen, collate_fn=self.collate,
                                      num_workers=0)
+
+    def item_lengths(self, dataset) -> list[int]:
+        """Token length of each item of ``dataset`` as :meth:`collate_items` builds it (prompt +
+        ``<som>`` + capped motion codes + ``<eom>``)."""
+        items = [dataset[i] for i in range(len(dataset))]
+        if not items:
+            return []
+        prompts = self.motion_lm.prompt_ids([it["text"] for it in items])
+        cap = self.motion_lm.config.max_motion_tokens
+        return [len(p) + min(len(self._codes(it)), cap) + 2 for p, it in zip(prompts, items)]
 
     def collate(self, items: Sequence[dict]) -> dict:
         """Training: the plugins' ``extend_items`` first (replay...), then :meth:`collate_items`."""
@@ -614,14 +677,20 @@ class MotionLMStrategy(SupervisedTemplate):
                       "extra_loss": torch.zeros((), device=self.device)}
         self._steps = getattr(self, "_steps", 0) if self.clock.train_exp_epochs else 0
         self._epoch_steps = 0
-        self._bar = tqdm(total=len(self.dataloader), disable=not self.progress, leave=False,
-                         desc=f"exp {self.exp_counter + 1} batches", unit="batch")
+        if self._bar is None:            # one bar per experience: steps of its budget, loss
+            budget = len(self.dataloader) * max(int(self.train_epochs), 1)
+            self._bar = tqdm(total=min(budget, self.config.max_steps or budget), leave=False,
+                             disable=not self.progress, desc=f"experience {self.exp_counter + 1}",
+                             unit="step", mininterval=1.0, dynamic_ncols=True)
         super()._before_training_epoch(**kwargs)
 
     def _after_training_iteration(self, **kwargs):
         self._steps += 1
         self._epoch_steps += 1
         self._bar.update(1)
+        if self.progress and self._epoch_steps % 50 == 0:
+            self._bar.set_postfix(loss=f"{float(self._sums['lm_loss']) / self._epoch_steps:.3f}",
+                                  refresh=False)
         if self.config.max_steps and self._steps >= self.config.max_steps:
             self.stop_training()
         super()._after_training_iteration(**kwargs)
@@ -632,5 +701,4 @@ class MotionLMStrategy(SupervisedTemplate):
                              "epoch": int(self.clock.train_exp_epochs) + 1,
                              "steps": self._epoch_steps,
                              **{k: float(v) / n for k, v in self._sums.items()}})
-        self._bar.close()
         super()._after_training_epoch(**kwargs)

@@ -16,6 +16,9 @@ from benchmark.strategy.fields import coerce_field
 
 TOKEN_ROWS = ("train", "freeze_after_first")
 LR_SCHEDULES = ("constant", "linear", "cosine")
+# speed options left out of to_dict (and so of the config hash) at these defaults
+SPEED_DEFAULTS = {"loss_logits_only": False, "length_bucketing": False, "compile": False,
+                  "merge_for_generation": False}
 
 
 @dataclass
@@ -56,6 +59,22 @@ class StrategyConfig:
                 "(`--with ewc,replay`); their options as --set <plugin>.<option>=VALUE"})
     plugin_options: dict = field(default_factory=dict, metadata={
         "help": "options of the plugins: {plugin: {option: value}} (set with --set replay.mem_size=N)"})
+    # speed levers (docs/runner.md "Where the time goes"): off by default, and a config that
+    # leaves them off keeps the hash it had before they existed (to_dict drops them)
+    loss_logits_only: bool = field(default=False, metadata={
+        "help": "training: the LM head and the cross-entropy only at the positions whose next token "
+                "carries a label (the same mean loss up to float rounding; the output's logits are "
+                "then (1, N, V) for those N positions, so methods reading full logits refuse it)"})
+    length_bucketing: bool = field(default=False, metadata={
+        "help": "training: batches of similar lengths (each shuffled pool of 50 batches sorted by "
+                "token length, batch order shuffled; every item once per epoch): less padding, "
+                "other batch compositions"})
+    compile: bool = field(default=False, metadata={
+        "help": "training: torch.compile each decoder layer in place (eager again if it fails; "
+                "not with an expert bank)"})
+    merge_for_generation: bool = field(default=False, metadata={
+        "help": "generation: the active LoRA adapters folded into copies of the base weights while "
+                "sampling (the same model up to float rounding; methods without an expert bank)"})
 
     def __post_init__(self):
         if isinstance(self.target_modules, (list, str)):
@@ -120,6 +139,9 @@ class StrategyConfig:
         d = dataclasses.asdict(self)
         if not self.with_plugins:
             d.pop("with_plugins"), d.pop("plugin_options")
+        for name, default in SPEED_DEFAULTS.items():
+            if d.get(name) == default:
+                d.pop(name)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod

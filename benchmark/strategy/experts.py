@@ -23,6 +23,7 @@ follow peft's active adapter and are not mixed (see :mod:`benchmark.strategy.lor
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -307,3 +308,167 @@ class ExpertBank:
             layer.enable_adapters(True)
             for p in layer.parameters():
                 p.requires_grad_(grads[id(p)])
+
+
+# ----------------------------------------------------------------------------- task-free routers
+# Two routers that pick an expert from *frozen* features of the prompt (they never train with the
+# LM, so a scenario's routing cannot drift after its experience).  Both are plain objects with
+# ``state_dict``/``load_state_dict``: declare them with ``MotionLMStrategy.keep`` to checkpoint.
+
+@torch.no_grad()
+def frozen_prompt_embedding(model, input_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+    """(B, d) float64 on the CPU: the mean over the prompt tokens (``prompt_mask`` (B, L) bool)
+    of the LM's input token embeddings.  The text rows of the embedding never train (only the
+    motion-token rows do), so this is a fixed bag-of-words feature of the caption."""
+    x = model.get_input_embeddings()(input_ids).double()
+    m = prompt_mask.to(x.dtype).unsqueeze(-1)
+    return ((x * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu()
+
+
+class PrototypeRouter:
+    """One prototype (mean feature) per expert and one covariance shared by all, the pooled
+    within-expert scatter (as EPI / linear discriminant analysis), shrunk towards a scaled
+    identity ``(1 - s) S + s tr(S)/D I``.  :meth:`log_likelihood` is the Gaussian
+    log-likelihood up to a constant, ``-1/2 (x - mu_k)^T S^-1 (x - mu_k)``: its softmax is the
+    posterior over experts with equal priors.  Stores D floats per expert + one D x D matrix."""
+
+    def __init__(self, shrinkage: float = 0.1):
+        if not 0 <= shrinkage <= 1:
+            raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
+        self.shrinkage = float(shrinkage)
+        self.means: list[torch.Tensor] = []
+        self.scatter: torch.Tensor | None = None
+        self.n = 0
+        self._precision: torch.Tensor | None = None
+        self._whiten: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.means)
+
+    def add(self, features) -> None:
+        """Add an expert from the (N, D) features of its training prompts (N >= 1)."""
+        f = torch.as_tensor(features, dtype=torch.float64).cpu()
+        if f.dim() != 2 or len(f) == 0 or not torch.isfinite(f).all():
+            raise ValueError(f"features must be a finite (N >= 1, D) array, got {tuple(f.shape)}")
+        c = f - f.mean(0)
+        self.means.append(f.mean(0))
+        self.scatter = c.T @ c if self.scatter is None else self.scatter + c.T @ c
+        self.n += len(f)
+        self._precision = self._whiten = None
+
+    def precision(self) -> torch.Tensor:
+        if self._precision is None:
+            d = self.scatter.shape[0]
+            cov = self.scatter / max(self.n - len(self.means), 1)
+            s = self.shrinkage
+            cov = (1 - s) * cov + s * (torch.trace(cov) / d + 1e-12) * torch.eye(d, dtype=cov.dtype)
+            self._precision = torch.linalg.pinv(cov, hermitian=True)
+        return self._precision
+
+    def log_likelihood(self, x: torch.Tensor, n_experts: int | None = None) -> torch.Tensor:
+        """(B, D) -> (B, E) float64 ``-1/2`` squared Mahalanobis distance to each prototype (the
+        first ``n_experts``)."""
+        if not self.means:
+            raise RuntimeError("PrototypeRouter has no expert yet")
+        if self._whiten is None:       # S^-1 = W W^T (eigh of the PSD precision): distances
+            vals, vecs = torch.linalg.eigh(self.precision())      # are Euclidean after x W
+            self._whiten = vecs * vals.clamp_min(0).sqrt()
+            self._white_means = torch.stack(self.means) @ self._whiten
+        mu = self._white_means[: n_experts or len(self.means)]
+        xw = x.double().cpu() @ self._whiten                                # (B, D)
+        return -0.5 * (xw[:, None, :] - mu[None]).pow(2).sum(-1)
+
+    def state_dict(self) -> dict:
+        return {"shrinkage": self.shrinkage, "means": list(self.means), "scatter": self.scatter,
+                "n": self.n}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.shrinkage = float(state["shrinkage"])
+        self.means = [m.double().cpu() for m in state["means"]]
+        self.scatter = None if state["scatter"] is None else state["scatter"].double().cpu()
+        self.n = int(state["n"])
+        self._precision = self._whiten = None
+
+
+class AutoencoderSelector:
+    """Expert Gate's selector (Aljundi et al., CVPR 2017; the auto-selector of MoE-Adapters4CL):
+    one small undercomplete autoencoder per expert, trained on the frozen features of that
+    expert's training data only.  A prompt goes to the expert whose autoencoder reconstructs it
+    best; the relevance is ``softmax(-error / temperature)`` (Expert Gate: t = 2).
+
+    Each autoencoder standardises its input with its own data's mean and std, then
+    ``Linear(D, code) -> ReLU -> Linear(code, D)``, trained with the mean squared error (Adam,
+    full batch).  Errors are the per-prompt MSE in that autoencoder's standardised space."""
+
+    def __init__(self, code: int = 16, epochs: int = 300, lr: float = 1e-2,
+                 temperature: float = 2.0, seed: int = 0):
+        if min(code, epochs) < 1 or lr <= 0 or temperature <= 0:
+            raise ValueError("code and epochs must be >= 1, lr and temperature > 0")
+        self.code, self.epochs, self.lr = int(code), int(epochs), float(lr)
+        self.temperature, self.seed = float(temperature), int(seed)
+        self.autoencoders: list[dict] = []     # {"mean", "std", "enc_w", "enc_b", "dec_w", "dec_b"}
+
+    def __len__(self) -> int:
+        return len(self.autoencoders)
+
+    @staticmethod
+    def _net(d: int, code: int) -> torch.nn.Sequential:
+        return torch.nn.Sequential(torch.nn.Linear(d, code), torch.nn.ReLU(), torch.nn.Linear(code, d))
+
+    def _load(self, ae: dict) -> torch.nn.Sequential:
+        net = self._net(ae["mean"].shape[0], ae["enc_w"].shape[0]).double()
+        with torch.no_grad():
+            for p, k in zip(net.parameters(), ("enc_w", "enc_b", "dec_w", "dec_b")):
+                p.copy_(ae[k])
+        return net
+
+    def add(self, features) -> float:
+        """Train the next expert's autoencoder on its (N, D) features; returns its final
+        training error."""
+        f = torch.as_tensor(features, dtype=torch.float64).cpu()
+        if f.dim() != 2 or len(f) == 0 or not torch.isfinite(f).all():
+            raise ValueError(f"features must be a finite (N >= 1, D) array, got {tuple(f.shape)}")
+        mean, std = f.mean(0), f.std(0, unbiased=False).clamp_min(1e-6)
+        z = (f - mean) / std
+        gen = torch.Generator().manual_seed(self.seed * 1000 + len(self.autoencoders))
+        net = self._net(f.shape[1], self.code).double()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_((torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1)
+                        / math.sqrt(p.shape[-1]))
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        with torch.enable_grad():
+            for _ in range(self.epochs):
+                opt.zero_grad()
+                loss = F.mse_loss(net(z), z)
+                loss.backward()
+                opt.step()
+        w = [p.detach().clone() for p in net.parameters()]
+        self.autoencoders.append({"mean": mean, "std": std, "enc_w": w[0], "enc_b": w[1],
+                                  "dec_w": w[2], "dec_b": w[3]})
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def errors(self, x: torch.Tensor, n_experts: int | None = None) -> torch.Tensor:
+        """(B, D) -> (B, E) reconstruction error of each prompt under each autoencoder."""
+        if not self.autoencoders:
+            raise RuntimeError("AutoencoderSelector has no expert yet")
+        x = torch.as_tensor(x, dtype=torch.float64).cpu()
+        out = []
+        for ae in self.autoencoders[: n_experts or len(self.autoencoders)]:
+            z = (x - ae["mean"]) / ae["std"]
+            out.append((self._load(ae)(z) - z).pow(2).mean(-1))
+        return torch.stack(out, 1)
+
+    def relevance(self, x: torch.Tensor, n_experts: int | None = None) -> torch.Tensor:
+        """(B, E) softmax(-error / temperature)."""
+        return torch.softmax(-self.errors(x, n_experts) / self.temperature, -1)
+
+    def state_dict(self) -> dict:
+        return {"config": [self.code, self.epochs, self.lr, self.temperature, self.seed],
+                "autoencoders": [dict(ae) for ae in self.autoencoders]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.code, self.epochs, self.lr, self.temperature, self.seed = state["config"]
+        self.autoencoders = [{k: v.double().cpu() for k, v in ae.items()}
+                             for ae in state["autoencoders"]]

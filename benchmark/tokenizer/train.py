@@ -91,7 +91,11 @@ def fit_vqvae(motions: Sequence[np.ndarray], mean: np.ndarray, std: np.ndarray, 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: lr_factor(it, cfg))
     history, acc, t0 = [], {}, time.perf_counter()
+    from benchmark import progress
+
+    bar = progress.bar(cfg.iters, "tokenizer", unit="it")
     for it in range(cfg.iters):
+        bar.update(1)
         x = sampler.sample(cfg.batch_size)
         out = model(x)
         terms = vq_losses(out.recon, x, out.commit_loss, cfg)
@@ -106,11 +110,13 @@ def fit_vqvae(motions: Sequence[np.ndarray], mean: np.ndarray, std: np.ndarray, 
             row = {"iter": it + 1, "lr": opt.param_groups[0]["lr"], **{k: v / n for k, v in acc.items()},
                    "seconds": time.perf_counter() - t0}
             history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", ppl=f"{row['perplexity']:.0f}", refresh=False)
             acc = {}
             if verbose:
                 print(f"[tokenizer] iter {row['iter']:>7d}  loss {row['loss']:.4f}  rec {row['rec']:.4f}  "
                       f"aux {row['aux']:.4f}  commit {row['commit']:.4f}  ppl {row['perplexity']:.1f}  "
                       f"lr {row['lr']:.2e}", flush=True)
+    bar.close()
     return tok.eval(), history
 
 

@@ -12,17 +12,15 @@ implemented with two attentions over the LM's input token embeddings X (B, T, d)
   in a small width a; W maps 2a -> d, so the block costs O(d a) parameters, not O(d^2));
 * an emotion classifier (FC + ReLU layers, softmax in the cross-entropy) on the masked mean of h;
 * :meth:`CGED.inject`: tanh(alpha) * h on the prompt tokens (alpha starts at 0), what the
-  strategy adds to the LM's input embeddings; with ``scale`` h is first brought to that
-  per-token RMS (the embedding's own), so the injection is at most the size of X.
-* :func:`rms_normalize`: X / RMS(X) per token (a weightless RMSNorm, the backbone's own input
-  normalisation), what the strategy feeds CGED and fits the dictionary on by default: raw
-  embeddings of std ~0.02 would be swamped by the biases of CGED's maps, making h nearly the
-  same for every prompt.
+  strategy adds to the LM's input embeddings (``scale``: h brought to a given per-token RMS
+  first; not used by ES-MoE, which follows the paper and adds h as it is).
+* :func:`rms_normalize`: X / RMS(X) per token (a weightless RMSNorm); a helper, not used by
+  ES-MoE (CGED reads the raw input embeddings X, as the paper has it).
 
 The dictionary is a buffer (not trained by gradient).  :meth:`CGED.fit_dictionary` fits it with
-scikit-learn ``KMeans``: the first call on the features alone; later calls refit K centres on
-the old centres (weighted by their cluster sizes) together with the new features, so the
-dictionary summarises every seen scenario in a fixed K x d memory without storing old data.
+scikit-learn ``KMeans`` (ES-MoE calls it once, on the first experience's training prompts: the
+paper's "K-means ... to initialize"); a later call would refit K centres on the old centres
+(weighted by their cluster sizes) together with the new features.
 """
 from __future__ import annotations
 

@@ -1,0 +1,63 @@
+"""``l2emg reference`` / ``l2emg reproduce``: an unperturbed copy of the runs reproduces every
+number; a perturbed one is flagged per number; other stages are flagged."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+
+from benchmark.cli import main
+from leaderboard.reproduce import aggregate, compare
+from leaderboard_fakes import make_fake_run
+
+
+def _grid(root, quality=0.3, **kw):
+    for order in (1, 2, 3):
+        make_fake_run(root, "seq_lora", order=order, quality=quality, noise=0.01, **kw)
+    make_fake_run(root, "mtl", order=1, quality=0.5, **kw)
+    return root
+
+
+def test_reference_rows_have_the_t_ci_over_runs(tmp_path):
+    table = aggregate([_grid(tmp_path / "ref")]).set_index(["system", "setting", "metric"])
+    row = table.loc[("seq_lora", "unseen", "AR")]
+    assert row.n_runs == 3 and row.ci_low < row["mean"] < row.ci_high
+    assert len(row.config_hashes.split(";")) == 3
+
+
+def test_reproduce_passes_a_copy_and_flags_a_perturbation(tmp_path, capsys):
+    ref_runs = _grid(tmp_path / "ref")
+    assert main(["reference", str(ref_runs), "--out", str(tmp_path / "reference.csv")]) == 0
+    mine = tmp_path / "mine"
+    shutil.copytree(ref_runs, mine)
+    assert main(["reproduce", str(mine), "--reference", str(tmp_path / "reference.csv")]) == 0
+    assert "inside the reference CI; stages are the reference ones" in capsys.readouterr().out
+
+    # perturb one run's AR well beyond the CI: that number (and only numbers of that system) is OUT
+    res_path = mine / "mtl" / "unseen" / "order1" / "seed0" / "result.json"
+    res = json.loads(res_path.read_text())
+    res["aggregates"]["AR"] += 0.2
+    res_path.write_text(json.dumps(res))
+    table = compare([mine], tmp_path / "reference.csv").set_index(["system", "metric"])
+    assert not table.loc[("mtl", "AR"), "inside"]
+    assert table.drop(("mtl", "AR"))["inside"].all()
+    assert main(["reproduce", str(mine), "--reference", str(tmp_path / "reference.csv")]) == 1
+    assert "OUT mtl" in capsys.readouterr().out
+
+
+def test_reproduce_flags_other_stages(tmp_path, capsys):
+    _grid(tmp_path / "ref")
+    main(["reference", str(tmp_path / "ref"), "--out", str(tmp_path / "reference.csv")])
+    _grid(tmp_path / "mine", stages={"evaluator": "rebuilt"})
+    table = compare([tmp_path / "mine"], tmp_path / "reference.csv")
+    assert table["inside"].all() and not table["same_stages"].any()
+    assert main(["reproduce", str(tmp_path / "mine"), "--reference", str(tmp_path / "reference.csv")]) == 1
+    assert "are NOT the reference ones" in capsys.readouterr().out
+
+
+def test_a_bad_reference_file_is_refused(tmp_path, capsys):
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    _grid(tmp_path / "mine")
+    assert main(["reproduce", str(tmp_path / "mine"), "--reference", str(tmp_path / "bad.csv")]) == 2
+    assert "lacks the column" in capsys.readouterr().err
