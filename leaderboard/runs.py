@@ -38,7 +38,7 @@ FIELD_TITLES: dict[str, str] = {
 # Fields compared only between runs that have them (a field newer runs write, older ones lack).
 OPTIONAL_FIELDS = ("stages_version",)
 INFO_KEYS = ("ground_truth", "ground_truth_per_subset", "chance", "fr_floor", "n_test",
-             "aggregates_ci95", "eval", "stages_version")
+             "aggregates_ci95", "eval", "stages_version", "floors", "multimodality_measured")
 RESULT_KEYS = ("method", "setting", "order", "seed", "scenario_order", "aggregates")
 AGREE_RTOL, AGREE_ATOL = 1e-4, 1e-6
 

@@ -28,7 +28,9 @@ DECIMALS: dict[str, int] = {"AF": 2, "AR": 3, "AD": 2, "AMM": 2, "AWF": 3, "FR":
 SETTING_ORDER: tuple[str, ...] = ("unseen", "mixed")
 SETTING_TITLE: dict[str, str] = {"unseen": "Unseen L2-EMG", "mixed": "Mixed L2-EMG"}
 CHANCE_DISPLAY, CEILING_DISPLAY = "Chance", "Ceiling (real vs real)"
-SOURCE_ORDER: tuple[str, ...] = ("ours", "chance", "ceiling", "paper")
+FLOOR_DISPLAY = "Floor (real vs real, same n)"
+SOURCE_ORDER: tuple[str, ...] = ("ours", "chance", "ceiling", "floor", "paper")
+BOUND_SOURCES: tuple[str, ...] = ("chance", "ceiling", "floor")
 ARROWS: dict[bool, str] = {True: "↓", False: "↑"}      # lower is better -> down
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -96,6 +98,10 @@ def summarize(runs: list[Run], metrics: list[str] | None = None) -> pd.DataFrame
     out["n_seeds"] = per_run.groupby(["method", "setting", "metric"], sort=False)["seed"].nunique().values
     out.insert(1, "display", out["method"].map(display_name))
     out["lower_is_better"] = out["metric"].map(is_lower_better)
+    # multimodality from too few texts x generations for its CI to rank systems: "not measured"
+    unmeasured = {(r.method, r.setting) for r in runs if r.info.get("multimodality_measured") is False}
+    out["measured"] = [not (k == "AMM" and (m, s) in unmeasured)
+                       for m, s, k in zip(out["method"], out["setting"], out["metric"])]
     out["source"] = "ours"
     return sort_summary(out)
 
@@ -120,13 +126,20 @@ def bounds(runs: list[Run], metrics: list[str]) -> pd.DataFrame:
             for metric in metrics:
                 base = FINAL_AVERAGES.get(metric)
                 vals = [float((r.info.get(key) or {}).get(base, math.nan)) for r in rs] if base else []
+                row_source, row_display = source, display
+                if source == "ceiling" and metric in ("AF", "AKID"):
+                    # real vs real of the *same n* (held-out real motions of each subset against its
+                    # test set): what FID / KID give without any generation error at this size
+                    row_source, row_display = "floor", FLOOR_DISPLAY
+                    vals = [float((r.info.get("floors") or {}).get(f"{metric}_floor", math.nan)) for r in rs]
                 vals = [v for v in vals if v is not None and math.isfinite(v)]
                 if not vals:
                     continue
-                rows.append(dict(method=source, display=display, setting=setting, metric=metric,
-                                 mean=float(np.mean(vals)), std=math.nan, n=len(vals), ci95=math.nan,
-                                 ci_kind="", mean_ci=_fmt(float(np.mean(vals)), DECIMALS.get(metric, 3)),
-                                 lower_is_better=is_lower_better(metric), source=source))
+                rows.append(dict(method=row_source, display=row_display, setting=setting,
+                                 metric=metric, mean=float(np.mean(vals)), std=math.nan, n=len(vals),
+                                 ci95=math.nan, ci_kind="",
+                                 mean_ci=_fmt(float(np.mean(vals)), DECIMALS.get(metric, 3)),
+                                 lower_is_better=is_lower_better(metric), source=row_source))
     cols = ["method", "display", "setting", "metric", "mean", "std", "n", "ci95", "ci_kind",
             "mean_ci", "lower_is_better", "source"]
     return pd.DataFrame(rows, columns=cols)
@@ -197,6 +210,8 @@ def best_cells(summary: pd.DataFrame) -> set[tuple[str, str, str]]:
     metric has a chance level, its CI lies beyond chance on the better side.  Nothing is bold
     where a CI is missing (e.g. one run without an evaluation CI) or there is no runner-up."""
     ours = summary[summary["source"] == "ours"]
+    if "measured" in ours:
+        ours = ours[ours["measured"].fillna(True).astype(bool)]
     chance = {(r.setting, r.metric): float(r.mean)
               for r in summary[summary["source"] == "chance"].itertuples(index=False)}
     out: set[tuple[str, str, str]] = set()
@@ -222,7 +237,7 @@ def best_cells(summary: pd.DataFrame) -> set[tuple[str, str, str]]:
 def _rows_in_order(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(source, method, display) of our systems in paper order, then chance and ceiling."""
     rows = []
-    for source in ("ours", "chance", "ceiling"):
+    for source in ("ours", *BOUND_SOURCES):
         sub = summary[summary["source"] == source]
         methods = sorted(set(sub["method"]), key=method_sort_key)
         rows += [(source, m, str(sub.loc[sub["method"] == m, "display"].iloc[0])) for m in methods]
@@ -254,6 +269,8 @@ def _cell_text(r, metric: str) -> str:
     d = DECIMALS.get(metric, 3)
     if r is None or not math.isfinite(float(r.mean)):
         return "-"
+    if getattr(r, "measured", True) is False:
+        return "n.m."
     text = f"{r.mean:.{d}f}"
     if math.isfinite(float(r.ci95)):
         text += f" ± {r.ci95:.{d}f}" + ("†" if getattr(r, "ci_kind", "") == "eval" else "")
@@ -289,7 +306,10 @@ WIDE_NOTE = ("mean ± 95% CI over scenario orders x seeds (Student t over the n 
              "its evaluation CI over repeats); ↑/↓ = higher/lower is better. Bold: best, with a "
              "95% CI that neither overlaps the runner-up's nor (R@1 metrics) includes chance. "
              "Chance: a random ranking (result.json chance); ceiling: the evaluator on the real "
-             "test motions (result.json ground_truth).")
+             "test motions (result.json ground_truth); floor (AF, AKID): held-out real motions "
+             "of the same n against the test set, what FID/KID give with no generation error "
+             "(result.json floors). n.m.: not measured (too few texts x generations for a CI "
+             "that ranks).")
 
 
 def wide_text(summary: pd.DataFrame, metrics: list[str] | None = None,
@@ -366,7 +386,8 @@ def to_latex(summary: pd.DataFrame, metrics: list[str] | None = None, with_std: 
     heads = [f"{latex_escape(m)}{arrow[is_lower_better(m)]}" for m in metrics] * len(settings)
     lines.append(" & ".join([""] + heads) + r" \\")
     lines.append(r"\midrule")
-    names = {"chance": r"\textit{Chance}", "ceiling": r"\textit{Ceiling (real vs real)}"}
+    names = {"chance": r"\textit{Chance}", "ceiling": r"\textit{Ceiling (real vs real)}",
+             "floor": r"\textit{Floor (real vs real, same $n$)}"}
 
     def row(source: str, method: str, suffix: str = "") -> str:
         name = names.get(source) or LATEX_DISPLAY.get(method) or latex_escape(display_name(method))
@@ -384,7 +405,7 @@ def to_latex(summary: pd.DataFrame, metrics: list[str] | None = None, with_std: 
         return " & ".join(cells) + r" \\"
 
     lines += [row("ours", m) for m in by_source["ours"]]
-    bound_rows = [row(src, m) for src in ("chance", "ceiling") for m in by_source[src]]
+    bound_rows = [row(src, m) for src in BOUND_SOURCES for m in by_source.get(src, [])]
     if bound_rows:
         lines += [r"\midrule", *bound_rows]
     if by_source["paper"]:

@@ -293,3 +293,24 @@ def test_one_run_shows_its_evaluation_ci_and_a_zero_width_one_is_no_ci(tmp_path)
 
     text = wide_text(s.reset_index())
     assert "± 0.010†" in text and "*" in text.split("SAPT")[1].split("\n")[0]   # beyond epi's CI
+
+
+def test_fid_floor_row_and_unmeasured_multimodality(tmp_path):
+    """AF and AKID get the real-vs-real floor of the same n (result.json floors) as their bound
+    row, not the reference set against itself; AMM from too few texts shows n.m. and is never
+    bold."""
+    from leaderboard.tables import wide_text
+
+    for order, (floor, measured) in enumerate([(2.0, False), (4.0, True)], start=1):
+        for method, q in (("seq_lora", 0.2), ("sapt", 0.3)):
+            make_fake_run(tmp_path / "runs", method, order=order, quality=q, result_extra={
+                "floors": {"AF_floor": floor, "AKID_floor": 0.001},
+                "multimodality_measured": measured})
+    summary = build_leaderboard([tmp_path / "runs"], tmp_path / "out", figures=False)
+    floor = summary[(summary.source == "floor") & (summary.metric == "AF")]
+    assert floor["mean"].item() == pytest.approx(3.0)
+    assert summary[(summary.source == "ceiling") & (summary.metric == "AF")].empty
+    amm = summary[(summary.source == "ours") & (summary.metric == "AMM")]
+    assert not amm["measured"].any()
+    text = wide_text(summary)
+    assert "Floor (real vs real, same n)" in text and "n.m." in text
