@@ -235,6 +235,11 @@ def load_run(run_dir: str | Path, strict: bool = False) -> Run:
     for name, value in reported.items():  # aggregates we cannot recompute are taken as reported
         if not math.isfinite(agg.get(name, math.nan)):
             agg[name] = value
+    routed = run_dir / "matrices" / "route_own.csv"
+    if routed.is_file():      # routed methods: share of each subset's prompts sent to its own expert
+        last = pd.read_csv(routed, index_col=0).iloc[-1].to_numpy(dtype=float)
+        if np.isfinite(last).any():
+            agg["route_own"] = float(np.nanmean(last))
     stages = dict(res.get("stage_hashes") or config.get("stage_hashes") or {})
     key = RunKey.from_result(res, config)
     extra = {}

@@ -24,7 +24,7 @@ METHOD_DISPLAY: dict[str, str] = {
 LATEX_DISPLAY: dict[str, str] = {"es_moe_no_emo_loss": r"w/o $\mathcal{L}_{emo}$"}
 TABLE_METRICS: tuple[str, ...] = ("AF", "AR", "AD", "AMM", "AWF", "FR")
 DECIMALS: dict[str, int] = {"AF": 2, "AR": 3, "AD": 2, "AMM": 2, "AWF": 3, "FR": 2, "AR3": 3,
-                            "BWT": 2, "FWT": 2}
+                            "BWT": 2, "FWT": 2, "route_own": 2}
 SETTING_ORDER: tuple[str, ...] = ("unseen", "mixed")
 SETTING_TITLE: dict[str, str] = {"unseen": "Unseen L2-EMG", "mixed": "Mixed L2-EMG"}
 CHANCE_DISPLAY, CEILING_DISPLAY = "Chance", "Ceiling (real vs real)"
@@ -196,7 +196,7 @@ def wide_metrics(summary: pd.DataFrame, metrics: list[str] | None = None) -> lis
     finite = set(ours.loc[np.isfinite(ours["mean"].to_numpy(dtype=float)), "metric"])
     if metrics:
         return [m for m in metrics if m in set(ours["metric"])]
-    return [m for m in (*TABLE_METRICS, "BWT") if m in finite]
+    return [m for m in (*TABLE_METRICS, "BWT", "route_own") if m in finite]
 
 
 def _settings(summary: pd.DataFrame) -> list[str]:

@@ -1,4 +1,4 @@
-"""Gradient checkpointing changes no number; bench/gpu_check.py runs end to end on the CPU with
+"""Gradient checkpointing changes no number; perf/gpu_check.py runs end to end on the CPU with
 a tiny config (its GPU path is the same code with --device cuda); a missing GPU is a clear error."""
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_gradient_checkpointing_is_not_in_the_config_hash():
 
 
 def test_gpu_check_dry_run_on_cpu():
-    cmd = [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--device", "cpu", "--layers", "1",
+    cmd = [sys.executable, str(REPO / "perf" / "gpu_check.py"), "--device", "cpu", "--layers", "1",
            "--hidden", "64", "--vocab", "300", "--dtype", "float32", "--batch", "2", "--motion", "6",
            "--gen-tokens", "3", "--steps", "1", "--experts", "2", "--codes", "16", "--skip-run"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -69,6 +69,6 @@ def test_gpu_check_dry_run_on_cpu():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without a GPU")
 def test_gpu_check_without_a_gpu_is_a_clear_error():
-    res = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--device", "cuda"],
+    res = subprocess.run([sys.executable, str(REPO / "perf" / "gpu_check.py"), "--device", "cuda"],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert res.returncode == 2 and "torch sees no GPU. Fix:" in res.stderr

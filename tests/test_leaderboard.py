@@ -314,3 +314,23 @@ def test_fid_floor_row_and_unmeasured_multimodality(tmp_path):
     assert not amm["measured"].any()
     text = wide_text(summary)
     assert "Floor (real vs real, same n)" in text and "n.m." in text
+
+
+def test_routed_methods_get_a_route_own_column(tmp_path):
+    """route_own (the final row of matrices/route_own.csv, mean over subsets) is a leaderboard
+    column for routed methods; other methods show '-'."""
+    from leaderboard.tables import wide_frames
+
+    for order in (1, 2):
+        make_fake_run(tmp_path / "runs", "seq_lora", order=order)
+        run = make_fake_run(tmp_path / "runs", "epi", order=order)
+        names = pd.read_csv(run / "matrices" / "r_precision_top1.csv", index_col=0).columns
+        share = np.full((len(names), len(names)), np.nan)
+        share[-1] = [1.0, 0.5] + [0.75] * (len(names) - 2)
+        pd.DataFrame(share, index=[f"after_{i + 1}" for i in range(len(names))],
+                     columns=names).to_csv(run / "matrices" / "route_own.csv")
+    summary = build_leaderboard([tmp_path / "runs"], tmp_path / "out", figures=False)
+    row = summary[(summary.method == "epi") & (summary.metric == "route_own")]
+    assert row["mean"].item() == pytest.approx((1.0 + 0.5 + 0.75 * 6) / 8)
+    table = wide_frames(summary)["unseen"]
+    assert table.loc["SeqLoRA", "route_own ↑"] == "-" and table.loc["EPI", "route_own ↑"].startswith("0.75")

@@ -72,7 +72,7 @@ def test_cli_status_exit_code_and_bench_folder(runs, tmp_path, capsys):
     (bench / "runs").mkdir(parents=True)
     _folder(bench / "runs", "x", result_json={"n_experiences": 1})
     _plan(bench / "runs", ["x"])
-    assert main(["status", str(bench), "--json"]) == 0           # finds bench/runs/sweep.json
+    assert main(["status", str(bench), "--json"]) == 0           # finds perf/runs/sweep.json
     assert json.loads(capsys.readouterr().out)[0]["state"] == "finished"
 
 

@@ -1,7 +1,7 @@
 """Speed of the measuring instrument, in one run: metrics for N generated motions (FID +
 R-precision + matching score + diversity from embeddings) and evaluator embedding throughput.
 
-    python bench/bench_metrics.py [--n 1000] [--preset tiny] [--threads 2]
+    python perf/bench_metrics.py [--n 1000] [--preset tiny] [--threads 2]
 
 The evaluator is built at the preset's sizes with random weights (speed does not depend on
 training); motions are random raw features of 40-196 frames.

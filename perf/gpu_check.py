@@ -1,14 +1,14 @@
 """GPU readiness: the paper-size path on one device, measured in one run.
 
-    python bench/gpu_check.py                                   # LLaMA-2-7B shape, bf16, cuda
-    python bench/gpu_check.py --device cpu --layers 2 --hidden 128 --skip-run   # dry run on CPU
+    python perf/gpu_check.py                                   # LLaMA-2-7B shape, bf16, cuda
+    python perf/gpu_check.py --device cpu --layers 2 --hidden 128 --skip-run   # dry run on CPU
 
 1. Builds a LLaMA-2-7B-shaped ``LlamaForCausalLM`` from a ``LlamaConfig`` (hidden 4096, 32
    layers, 32 heads, MLP 11008, vocabulary 32000; random init directly on the device, bf16,
    nothing downloaded); ``--layers`` / ``--hidden`` shrink it (heads = hidden / 128, MLP scaled).
 2. SeqLoRA and ES-MoE (``--experts`` 8 experts, the last one training) train steps on a batch
    of ``--batch`` x (prompt + ``--motion`` motion tokens), built and stepped exactly as
-   ``bench/bench_es_moe.py`` does (its ``build`` / ``train_step`` / ``generate``), then KV-cache
+   ``perf/bench_es_moe.py`` does (its ``build`` / ``train_step`` / ``generate``), then KV-cache
    generation of ``--gen-tokens`` tokens per prompt.  Prints train tokens/s, step time, the
    ES-MoE / SeqLoRA step-time ratio, generation tokens/s and peak device memory per method.
 3. Unless ``--skip-run``: one full ``--preset test`` run (SeqLoRA, 2 scenarios) on ``--device``,

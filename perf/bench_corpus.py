@@ -1,7 +1,7 @@
 """Time the synthetic corpus build: seconds per 1,000 motions, serial vs parallel, and the
 extrapolated full-scale (19,916 motions) build time.
 
-    python bench/bench_corpus.py [--scale 0.1] [--jobs 1 2]
+    python perf/bench_corpus.py [--scale 0.1] [--jobs 1 2]
 """
 from __future__ import annotations
 

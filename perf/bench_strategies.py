@@ -1,7 +1,7 @@
 """Train-step time, generation tokens/s and peak memory of every registered strategy, as
 ratios to SeqLoRA, measured in one run on the same tiny backbone and synthetic stream.
 
-    python bench/bench_strategies.py [--methods seq_lora,mtl,...] [--plugin FILE.py]
+    python perf/bench_strategies.py [--methods seq_lora,mtl,...] [--plugin FILE.py]
         [--scenarios 3] [--items 32] [--batch 8] [--steps 6] [--hidden 96] [--motion 24]
         [--texts 16] [--repeats 3] [--threads 1] [--device cpu]
 

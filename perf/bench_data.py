@@ -1,7 +1,7 @@
 """Data-pipeline timings: split manifests at full Table 1 scale, stream construction and item
 reads on a corpus, Motion-X conversion speed (synthetic SMPL-X model, CPU).
 
-    python bench/bench_data.py [--corpus DIR]
+    python perf/bench_data.py [--corpus DIR]
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tokenizer throughput: encode+decode frames/s on CPU, batched vs one-by-one.
 
-    python bench/bench_tokenizer.py [--preset tiny] [--n 64] [--threads 2] [--device cpu]
+    python perf/bench_tokenizer.py [--preset tiny] [--n 64] [--threads 2] [--device cpu]
 
 Uses an untrained model of the preset's size (throughput does not depend on the weights) and
 random motions of 40-196 frames (HumanML3D's range).  Prints frames/s of both paths and the ratio.

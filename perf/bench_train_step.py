@@ -2,7 +2,7 @@
 and generation tokens/s of the strategy's path against plain ``generate`` on the same model, in
 one run (docs/runner.md "Where the time goes").
 
-    python bench/bench_train_step.py [--steps 12] [--rounds 3] [--threads 1] [--prompts 128]
+    python perf/bench_train_step.py [--steps 12] [--rounds 3] [--threads 1] [--prompts 128]
         [--skip-compile] [--profile]
 
 Model: the ``long`` preset's shape (tiny LLaMA hidden 96, FFN 256, 2 layers; LoRA r 16 on the

@@ -1,6 +1,6 @@
 """Throughput of the HumanML3D feature conversions (numpy and torch, CPU and CUDA if present).
 
-    python bench/bench_motion.py [--motions 200] [--frames 200] [--threads 2]
+    python perf/bench_motion.py [--motions 200] [--frames 200] [--threads 2]
 Prints frames/s for features_to_joints and joints_to_features on a batch of random motions.
 """
 from __future__ import annotations

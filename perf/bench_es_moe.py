@@ -1,6 +1,6 @@
 """ES-MoE vs SeqLoRA speed, measured in one run on the same backbone and batches.
 
-    python bench/bench_es_moe.py [--hidden 96 --layers 2 --heads 4] [--batch 8] [--motion 50]
+    python perf/bench_es_moe.py [--hidden 96 --layers 2 --heads 4] [--batch 8] [--motion 50]
                                  [--experts 8] [--repeats 10] [--threads 1] [--device cpu]
 Train step: forward + backward + AdamW step of one batch (ES-MoE with ``--experts`` experts,
 masking on, top-k 2).  Generation: ``--motion`` new tokens per prompt (min = max, so both
