@@ -208,6 +208,7 @@ class Execution:
     device: str = "cpu"
     resume: bool = False
     overwrite: bool = False              # delete a run folder's contents first (another config's)
+    rebuild_stages: bool = False         # train stages here instead of the shipped reference ones
     progress: bool = True
     plugins: tuple[str, ...] = ()        # extra strategy files (--plugin)
     threads: int = 0                     # torch threads (0 = torch's default)

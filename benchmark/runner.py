@@ -404,7 +404,8 @@ def build_run_stages(cfg: RunConfig):
                           evaluator_preset=st.evaluator_preset,
                           tiny_config=TinyBackboneConfig(**st.tiny_backbone),
                           pretrain=PretrainConfig(**(st.pretrain or {"recipe": "none"})),
-                          device=ex.device, scenario_style=st.scenario_style, stream=st.stream)
+                          device=ex.device, scenario_style=st.scenario_style, stream=st.stream,
+                          rebuild=ex.rebuild_stages)
     ids = list(stages.manifest["id"].astype(str))
     return stages, codes_stage(Path(ex.cache), stages.corpus, stages.tokenizer, ids)
 
@@ -499,6 +500,8 @@ def finish(st: RunState) -> None:
         "generation_failure_rate": p.failed / max(p.total, 1),
         "baseline_failure_rate": p.baseline_failed / max(p.baseline_total, 1),
         "config_hash": record["config_hash"], "stage_hashes": record["stage_hashes"],
+        # the shipped reference stages' version, "rebuilt" (trained here) or "given" (paths)
+        "stages_version": getattr(scorer.stages, "version", None),
         "provenance": provenance(config_hash=record["config_hash"], seed=key.seed,
                                  order=record["order"], device=cfg.execution.device),
         "wall_time_s": p.elapsed + extra_s, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu,
@@ -540,6 +543,10 @@ def add_shared_options(parser, cache_default: str | None = None) -> None:
     a("--with", dest="with_plugins", default="", metavar="PLUGINS",
       help="composable CL plugins added to the method, e.g. ewc,replay,lwf (method config "
            "with_plugins: in the config hash); options as --set replay.mem_size=N")
+    a("--rebuild-stages", action="store_true",
+      help="train the tokenizer, evaluator and backbone on this machine instead of using the "
+           "shipped reference stages (recorded as 'rebuilt'; never merged with the reference "
+           "version on one leaderboard)")
     a("--cache", default=cache_default or default_cache(),
       help="stage cache folder, shared by every --out (default: $L2EMG_CACHE, else "
            f"~/.cache/l2emg; here {default_cache()}); stages are reused by content hash")
@@ -582,6 +589,7 @@ def shared_options(args) -> dict:
                 full_matrix=args.full_matrix, eval_part=args.eval_part,
                 train_fraction=args.train_fraction,
                 progress=not args.no_progress, method_overrides=method,
+                rebuild_stages=getattr(args, "rebuild_stages", False),
                 gradient_checkpointing=getattr(args, "gradient_checkpointing", False))
     if getattr(args, "log", ""):
         from benchmark.strategy.curves import parse_loggers

@@ -36,6 +36,8 @@ class Stages:
     evaluator: object
     backbone: Path
     hashes: dict
+    version: str = "rebuilt"             # reference version of the stages, or "rebuilt" / "given"
+    recipe: dict | None = None           # what the tokenizer/evaluator/backbone were made from
 
 
 def _build_once(path: Path, build: Callable[[Path], object]) -> Path:
@@ -217,15 +219,33 @@ def build_stages(cache: str | os.PathLike, *, data: str | None, tokenizer: str |
                  evaluator: str | None, backbone: str, setting: str, seed: int,
                  corpus_scale: float, tokenizer_preset: str, evaluator_preset: str,
                  tiny_config, pretrain=None, device="cpu", scenario_style: float = 0.0,
-                 stream: str = "paper") -> Stages:
+                 stream: str = "paper", rebuild: bool = False) -> Stages:
     """All stages of a run (stage seeds are fixed at 0 so runs of different seeds share them;
-    the split uses the run seed)."""
+    the split uses the run seed).  Where the shipped reference stages (:mod:`benchmark.reference`)
+    have this recipe they are used (the corpus must hash to theirs) unless ``rebuild``."""
+    from benchmark import reference
+    from benchmark.backbone.pretrain import PretrainConfig
+
     cache = Path(cache)
     corpus = corpus_stage(cache, data, corpus_scale, 0, scenario_style, stream)
     manifest, split_hash = split_stage(cache, corpus, setting, seed, stream)
+    recipe = reference.recipe(stream=stream, corpus_scale=corpus_scale, scenario_style=scenario_style,
+                              tokenizer_preset=tokenizer_preset, evaluator_preset=evaluator_preset,
+                              tiny_config=tiny_config, pretrain=pretrain or PretrainConfig(recipe="none"))
+    own = data is None and tokenizer is None and evaluator is None and backbone == "tiny"
+    shipped = reference.find(recipe) if own and not rebuild else None
+    version = "given" if not own else reference.REBUILT
+    if shipped is not None:           # the released yardstick: nothing to train
+        reference.check_corpus(shipped, corpus.content_hash)
+        folders = reference.verify(shipped)
+        tokenizer, evaluator, version = str(folders["tokenizer"]), str(folders["evaluator"]), shipped["version"]
     tok = tokenizer_stage(cache, corpus, tokenizer, tokenizer_preset, 0, device)
     ev = evaluator_stage(cache, corpus, evaluator, evaluator_preset, 0, device)
-    bb_path, bb_hash = backbone_stage(cache, corpus, backbone, tiny_config, pretrain, tok)
+    if shipped is not None:           # hashed as the cache's own build is (every file)
+        bb_path = folders["backbone"]
+        bb_hash = hash_files([p for p in bb_path.rglob("*") if p.is_file()], root=bb_path)
+    else:
+        bb_path, bb_hash = backbone_stage(cache, corpus, backbone, tiny_config, pretrain, tok)
     hashes = {"corpus": corpus.content_hash, "split": split_hash, "tokenizer": tok.content_hash,
               "evaluator": ev.content_hash, "backbone": bb_hash}
-    return Stages(corpus, manifest, tok, ev, bb_path, hashes)
+    return Stages(corpus, manifest, tok, ev, bb_path, hashes, version, recipe)
