@@ -45,6 +45,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                   "test pre-registered directional claims (Wilcoxon, Holm per family) on runs"),
     ("reference",): ("leaderboard.reproduce:reference",
                      "write reference results (mean and 95% CI per system, setting, metric) from runs"),
+    ("publish",): ("leaderboard.publish:publish_command",
+                   "a results/ folder from run folders: leaderboard, validity, claims, generated README"),
     ("reproduce",): ("leaderboard.reproduce:reproduce",
                      "compare your runs with reference results: inside the CI? same stages?"),
     ("bench",): ("benchmark.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),

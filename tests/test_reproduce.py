@@ -61,3 +61,17 @@ def test_a_bad_reference_file_is_refused(tmp_path, capsys):
     _grid(tmp_path / "mine")
     assert main(["reproduce", str(tmp_path / "mine"), "--reference", str(tmp_path / "bad.csv")]) == 2
     assert "lacks the column" in capsys.readouterr().err
+
+
+def test_publish_makes_a_results_folder_from_runs(tmp_path):
+    runs = _grid(tmp_path / "runs")
+    note = tmp_path / "note.md"
+    note.write_text("Registered before the runs: SeqLoRA forgets.")
+    assert main(["publish", str(runs), "--out", str(tmp_path / "res"), "--title", "A pilot",
+                 "--note", str(note), "--no-figures"]) == 0
+    readme = (tmp_path / "res" / "README.md").read_text()
+    assert readme.startswith("# A pilot") and "l2emg publish" in readme and "SeqLoRA forgets" in readme
+    assert "SeqLoRA" in readme and "Chance" in readme and "## Validity" in readme
+    ref = pd.read_csv(tmp_path / "res" / "reference.csv")
+    assert set(ref["system"]) == {"seq_lora", "mtl"}
+    assert (tmp_path / "res" / "leaderboard" / "leaderboard_wide.md").is_file()
