@@ -18,7 +18,8 @@ from benchmark.io import DataError, atomic_write_text
 
 
 def publish(runs: list[str], out: str | Path, *, title: str, note: str | None = None,
-            command: str | None = None, allow_mixed: bool = False, figures: bool = True) -> Path:
+            command: str | None = None, allow_mixed: bool = False, figures: bool = True,
+            claims: str | None = None) -> Path:
     from benchmark.io import code_version
     from leaderboard.commands import build_leaderboard, check_claims, check_validity, compare_runs
     from leaderboard.reproduce import write_reference
@@ -28,8 +29,9 @@ def publish(runs: list[str], out: str | Path, *, title: str, note: str | None = 
     out = Path(out)
     summary = build_leaderboard(runs, out / "leaderboard", allow_mixed=allow_mixed, figures=figures)
     validity = check_validity(runs, out, allow_mixed=allow_mixed)
+    claims_note = "" if claims is None else f" (claims of {claims})"
     try:
-        check_claims(runs, out)
+        check_claims(runs, out, spec_path=claims, allow_mixed=allow_mixed)
     except DataError as err:            # too few runs for any claim is a line, not a failure
         atomic_write_text(out / "claims.md", f"# Claims\n\nNot tested: {err}\n")
     try:
@@ -48,7 +50,7 @@ def publish(runs: list[str], out: str | Path, *, title: str, note: str | None = 
     lines += ["## Leaderboard", "", "```", wide_text(summary, summary.attrs.get("metrics"),
                                                      summary.attrs.get("missing_figures")),
               "```", "", "## Validity", "", to_markdown(validity).strip(), "",
-              "Files: `leaderboard/` (CSV, LaTeX, figures), `validity.md`, `claims.md`, "
+              f"Files: `leaderboard/` (CSV, LaTeX, figures), `validity.md`, `claims.md`{claims_note}, "
               "`stats_AR/`, `reference.csv` (for `l2emg reproduce`)."]
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
     return out
@@ -64,6 +66,7 @@ def publish_command_args(p) -> None:
     p.add_argument("--out", required=True, help="results folder to write (e.g. results/NAME)")
     p.add_argument("--title", required=True, help="the folder README's title")
     p.add_argument("--note", help="markdown file put into the README (e.g. the registration)")
+    p.add_argument("--claims", help="claims CSV to test (default: the paper's Table 2)")
     p.add_argument("--allow-mixed", action="store_true", help="merge runs whose configs differ")
     p.add_argument("--no-figures", action="store_true")
 
@@ -72,6 +75,6 @@ def publish_command(args) -> int:
     command = "l2emg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["publish"] \
         else None
     out = publish(args.runs, args.out, title=args.title, note=args.note, command=command,
-                  allow_mixed=args.allow_mixed, figures=not args.no_figures)
+                  allow_mixed=args.allow_mixed, figures=not args.no_figures, claims=args.claims)
     print(f"published -> {out}/README.md")
     return 0
