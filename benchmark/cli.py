@@ -29,7 +29,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("evaluator", "score"): ("evaluators.commands:score", "score ground truth against itself (the ceiling)"),
     ("backbone", "pretrain"): ("benchmark.backbone.commands:pretrain_command",
                                "build (or reuse) a preset's pretrained tiny backbone stage"),
-    ("stages", "release"): ("benchmark.reference:release_command",
+    ("stages", "release"): ("benchmark.reference_commands:release_command",
                             "copy a preset's stages into the package as a reference version"),
     ("methods",): ("benchmark.strategy.commands:methods", "list the registered strategies"),
     ("run",): ("benchmark.runner:run_command", "train one strategy through all experiences and evaluate"),

@@ -11,7 +11,7 @@ merged with the reference version on one leaderboard.  Only the shipped stages a
 reference: stage training is seeded, but float sums in it may differ across CPUs and thread
 counts.
 
-Maintainers release a version from a cache that holds the stages (``l2emg stages release``).
+Maintainers release a version with ``l2emg stages release`` (:mod:`benchmark.reference_commands`).
 """
 from __future__ import annotations
 
@@ -113,30 +113,3 @@ def release(stage_folders: dict[str, Path], wanted: dict, corpus_hash: str,
             "stage_hashes": stage_hashes, "files": files,
             "made_by": "l2emg stages release (benchmark/reference.py)"}, indent=1, sort_keys=True) + "\n")
     return out
-
-
-# ----------------------------------------------------------------------------- CLI
-def release_args(p) -> None:
-    from benchmark.run_config import DEFAULT_PRESET, PRESETS
-
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=tuple(PRESETS),
-                   help="whose stages to release (default: the embedded default)")
-    p.add_argument("--cache", help="stage cache that holds them (built there if absent)")
-    p.add_argument("--version", default=VERSION)
-    p.add_argument("--out", default=str(ROOT), help="reference_stages folder to write into")
-
-
-def release_command(args) -> int:
-    from benchmark.run_config import RunConfig
-    from benchmark.runner import build_run_stages
-
-    cfg = RunConfig.from_options(method="seq_lora", out=".", preset=args.preset,
-                                 **({"cache": args.cache} if args.cache else {}),
-                                 rebuild_stages=True)
-    stages, _ = build_run_stages(cfg)
-    folders = {"tokenizer": stages.tokenizer.saved_dir, "evaluator": stages.evaluator.root,
-               "backbone": stages.backbone}
-    out = release(folders, stages.recipe, stages.hashes["corpus"],
-                  {k: stages.hashes[k] for k in STAGES}, args.version, Path(args.out))
-    print(f"released {args.version} -> {out}")
-    return 0

@@ -122,11 +122,14 @@ def tokenizer_stage(cache: Path, corpus, tokenizer: str | None, preset: str, see
     from benchmark.tokenizer import MotionTokenizer, train_tokenizer
 
     if tokenizer:
-        return MotionTokenizer.load(tokenizer, device=device)
-    key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash, "preset": preset, "seed": seed})
-    path = cache / "tokenizer" / f"{preset}-{key}"
-    _build_once(path, lambda p: train_tokenizer(corpus, p, preset=preset, seed=seed))
-    return MotionTokenizer.load(path, device=device)
+        path = Path(tokenizer)
+    else:
+        key = hash_json({"v": STAGE_VERSION, "corpus": corpus.content_hash, "preset": preset, "seed": seed})
+        path = cache / "tokenizer" / f"{preset}-{key}"
+        _build_once(path, lambda p: train_tokenizer(corpus, p, preset=preset, seed=seed))
+    tok = MotionTokenizer.load(path, device=device)
+    tok.saved_dir = path                 # the folder it was read from (reference releases copy it)
+    return tok
 
 
 def evaluator_stage(cache: Path, corpus, evaluator: str | None, preset: str, seed: int, device):

@@ -96,6 +96,7 @@ def test_sweep_records_plan_failures_and_one_bar(tmp_path, monkeypatch, capsys):
     from benchmark import runner
     from benchmark import sweep as sw
 
+    monkeypatch.setenv("L2EMG_PROGRESS", "1")     # shown even under CI, where bars are off
     fail = {"on": True}
 
     def fake_run(cfg):
