@@ -108,10 +108,11 @@ PRESETS["test-conflict"] = {**PRESETS["test"], "stream": "conflict", "corpus_sca
 STREAM_SCALE: dict[str, float] = {"paper": 0.45, "conflict": 1.0}
 
 # The embedded default: the preset a command uses without --preset (and the README's main
-# command).  `long` is the budget that meets most of the validity criteria (docs/results-long);
-# `tiny` is the same stages with a tenth of the steps, which does not learn text conditioning.
-# (RunConfig.from_options without a preset keeps the Python API's old default, "tiny".)
-DEFAULT_PRESET = "long"
+# command): the `conflict` stream, built so that sequential fine-tuning has something to forget
+# (results/conflict-pilot).  `long` is the paper-like stream at its 2,000-step budget
+# (docs/results-long).  (RunConfig.from_options without a preset keeps the Python API's old
+# default, "tiny".)
+DEFAULT_PRESET = "default"
 
 
 # ----------------------------------------------------------------------------- the tree
