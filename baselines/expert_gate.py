@@ -59,27 +59,17 @@ class ExpertGate(MotionLMStrategy):
             code=c.ae_code, epochs=c.ae_epochs, lr=c.ae_lr, temperature=c.temperature,
             seed=self.seed))
 
-    @torch.no_grad()
-    def prompt_features(self, texts: Sequence[str], chunk: int = 256) -> torch.Tensor:
-        """(N, D) float64 frozen pooled input embeddings of the prompts."""
-        out = []
-        for s in range(0, len(texts), chunk):
-            b = self.motion_lm.generation_inputs(list(texts[s: s + chunk]))
-            ids, am = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
-            out.append(frozen_prompt_embedding(self.model, ids, self.prompt_mask(ids, am)))
-        return torch.cat(out)
-
     def before_experience(self, experience) -> None:
         prev = self.tasks[-1] if self.tasks else None
         self.add_lora(self.adapter_name(), copy_tokens_from=prev)
 
     def after_experience(self, experience) -> None:
-        self.selector.add(self.prompt_features([it["text"] for it in experience.dataset]))
+        self.selector.add(self.frozen_prompt_features([it["text"] for it in experience.dataset]))
         self.tasks.append(self.adapter_name())
 
     def relevance(self, texts: Sequence[str]) -> np.ndarray:
         """(N, E) Expert Gate relevance of each trained expert for each prompt."""
-        return self.selector.relevance(self.prompt_features(list(texts)), len(self.tasks)).numpy()
+        return self.selector.relevance(self.frozen_prompt_features(list(texts)), len(self.tasks)).numpy()
 
     def route(self, batch):
         """Each prompt to the adapter whose autoencoder reconstructs it best (hard routing)."""

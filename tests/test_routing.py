@@ -126,7 +126,7 @@ def test_es_moe_routed_only_deviation_is_the_scorer():
     b = s.motion_lm.generation_inputs(WALK[:3])
     _, pooled, _ = s.encode(b["input_ids"], b["attention_mask"])
     scores = s.expert_scores(b["input_ids"], b["attention_mask"], pooled)
-    feats = s.frozen_features(WALK[:3])
+    feats = s.frozen_prompt_features(WALK[:3])
     assert torch.allclose(scores.double(), s.router.log_likelihood(feats), rtol=1e-5)
     t = strategy("es_moe_routed", texts=WALK + DANCE)
     t.restore(s.checkpoint_state())

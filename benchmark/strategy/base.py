@@ -248,6 +248,19 @@ class MotionLMStrategy(SupervisedTemplate):
         """(B, T) bool: real text tokens of the prompt (not padding, <som> or motion tokens)."""
         return attention_mask.bool() & (input_ids < self.motion_lm.motion_offset)
 
+    @torch.no_grad()
+    def frozen_prompt_features(self, texts: Sequence[str], chunk: int = 256) -> torch.Tensor:
+        """(N, D) float64: the prompts' frozen pooled input embeddings (what task-free routers
+        read: untouched by training, so a scenario's prompts map to the same point later)."""
+        from benchmark.strategy.experts import frozen_prompt_embedding
+
+        out = []
+        for s in range(0, len(texts), chunk):
+            b = self.motion_lm.generation_inputs(list(texts[s: s + chunk]))
+            ids, am = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
+            out.append(frozen_prompt_embedding(self.model, ids, self.prompt_mask(ids, am)))
+        return torch.cat(out)
+
     def before_experience(self, experience) -> None:
         """Set up the trainable parameters for ``experience`` (add/unfreeze adapters...)."""
 

@@ -371,17 +371,7 @@ class ESMoERouted(ESMoE):
     def before_experience(self, experience) -> None:
         super().before_experience(experience)
         if len(self.router) < len(self.experts):        # (not again after --resume)
-            self.router.add(self.frozen_features([it["text"] for it in experience.dataset]))
-
-    @torch.no_grad()
-    def frozen_features(self, texts, chunk: int = 256) -> torch.Tensor:
-        """(N, d) float64: frozen pooled input embeddings of the prompts."""
-        out = []
-        for s in range(0, len(texts), chunk):
-            b = self.motion_lm.generation_inputs(list(texts[s: s + chunk]))
-            ids, am = b["input_ids"].to(self.device), b["attention_mask"].to(self.device)
-            out.append(frozen_prompt_embedding(self.model, ids, self.prompt_mask(ids, am)))
-        return torch.cat(out)
+            self.router.add(self.frozen_prompt_features([it["text"] for it in experience.dataset]))
 
     def expert_scores(self, input_ids, attention_mask, pooled) -> torch.Tensor:
         feats = frozen_prompt_embedding(self.model, input_ids, self.prompt_mask(input_ids, attention_mask))
