@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv else 2
     from benchmark import progress
 
+    before = progress.forced()
     if getattr(args, "no_progress", False):
         progress.set_enabled(False)
     try:
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(progress.interrupt_message(), file=sys.stderr)
         return 130
+    finally:                  # a command run in-process (tests, notebooks) leaves it as it was
+        progress.set_enabled(before)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,11 @@ def enabled() -> bool:
     return not os.environ.get("CI")
 
 
+def forced() -> bool | None:
+    """What :func:`set_enabled` last set (None: the environment decides)."""
+    return _STATE["enabled"]
+
+
 def set_enabled(flag: bool | None) -> None:
     """Force progress on or off for this process (None: back to the environment's default)."""
     _STATE["enabled"] = flag

@@ -126,3 +126,12 @@ def test_the_stage_cache_is_shared_by_default(monkeypatch, tmp_path):
     a = RunConfig.from_options(method="seq_lora", out="runs/a", preset="test")
     b = RunConfig.from_options(method="seq_lora", out="runs/b", preset="test")
     assert a.execution.cache == b.execution.cache == str(tmp_path / "mine")
+
+
+def test_no_progress_of_one_in_process_command_does_not_stick(tmp_path):
+    from benchmark.cli import main
+
+    assert progress.forced() is None
+    main(["run", "--method", "seq_lora", "--preset", "test", "--set", "lr=abc", "--no-progress",
+          "--out", str(tmp_path / "r"), "--cache", str(tmp_path / "c")])
+    assert progress.forced() is None
