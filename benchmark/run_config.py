@@ -403,9 +403,8 @@ def check_folder_identity(folder, cfg: RunConfig, stage_hashes: dict | None = No
     have, want = record.get("request_hash") or recorded_identity(record), request_identity(cfg)
     fix = "choose another --out, or pass --overwrite to delete that run and start it again"
     if have != want:
-        mine = {**cfg.hashed(), "method_config": None}
         theirs = {k: v for k, v in record.items() if k in FIELDS}
-        diff = [k for k in _differences(theirs, {k: v for k, v in mine.items() if k in FIELDS})]
+        diff = _differences(theirs, cfg.hashed())
         raise DataError(path, f"holds a run of another configuration (request {have} != {want}"
                         f"{'; differs in ' + ', '.join(diff) if diff else ''}): its numbers are "
                         "not this run's", fix)
