@@ -82,6 +82,15 @@ def tiny_evaluator(tiny_corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_run_argv(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator) -> list[str]:
+    """CLI arguments of a seconds-long two-scenario run on the shared tiny stages (add --cache)."""
+    return ["--preset", "test", "--data", str(tiny_corpus_dir), "--tokenizer",
+            str(tiny_tokenizer.saved_dir), "--evaluator", str(tiny_evaluator.root),
+            "--order", "Daily Life,Sports", "--max-test", "4", "--no-progress",
+            "--threads", "1", "--set", "max_steps=2"]
+
+
+@pytest.fixture(scope="session")
 def tiny_backbone_dir(tmp_path_factory) -> Path:
     """The tiny LLaMA + word-level tokenizer, built from fixed captions (no corpus needed)."""
     from benchmark.backbone import TinyBackboneConfig, build_tiny_backbone

@@ -383,12 +383,9 @@ def test_bank_folded_per_sample_path_matches_einsum():
 
 # ---------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def run_args(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("esmoe_cache")
-    return ["--preset", "test", "--data", str(tiny_corpus_dir), "--tokenizer",
-            str(tiny_tokenizer.saved_dir), "--evaluator", str(tiny_evaluator.root), "--cache",
-            str(cache), "--order", "Daily Life,Sports", "--max-test", "4", "--no-progress",
-            "--threads", "1", "--set", "max_steps=2", "--set", "n_dict=4"]
+def run_args(tiny_run_argv, tmp_path_factory):
+    return [*tiny_run_argv, "--cache", str(tmp_path_factory.mktemp("esmoe_cache")),
+            "--set", "n_dict=4"]
 
 
 @pytest.mark.slow

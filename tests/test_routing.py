@@ -185,12 +185,8 @@ def test_record_routing_writes_the_matrix_confusion_and_figure(tmp_path):
 
 # ---------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def run_args(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("routing_cache")
-    return ["--preset", "test", "--data", str(tiny_corpus_dir), "--tokenizer",
-            str(tiny_tokenizer.saved_dir), "--evaluator", str(tiny_evaluator.root), "--cache",
-            str(cache), "--order", "Daily Life,Sports", "--max-test", "4", "--no-progress",
-            "--threads", "1", "--set", "max_steps=2"]
+def run_args(tiny_run_argv, tmp_path_factory):
+    return [*tiny_run_argv, "--cache", str(tmp_path_factory.mktemp("routing_cache"))]
 
 
 @pytest.mark.slow
