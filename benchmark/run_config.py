@@ -45,7 +45,7 @@ __all__ = ["RunKey", "StageSettings", "EvalSettings", "TrainSettings", "Executio
 # (Shows, 1,101 motions in Table 1, 15 % test part) has >= 64 test motions, and ``max_test``
 # caps every subset at the same 64.  Keys are the flat option names (see FIELDS below).
 _TINY: dict = dict(
-    max_test=64, r_precision_batch=32, corpus_scale=0.45, scenario_style=0.0, stream="paper",
+    max_test=64, r_precision_batch=32, r_precision_pool="subset", corpus_scale=0.45, scenario_style=0.0, stream="paper",
     tokenizer_preset="tiny",
     evaluator_preset="tiny", tiny_backbone=dict(hidden_size=96, intermediate_size=256),
     pretrain=dict(recipe="text"),
@@ -55,7 +55,7 @@ _TINY: dict = dict(
 PRESETS: dict[str, dict] = {
     # smoke tests only: <= 8 test motions and an explicit R-precision batch of 3 (chance 1/3;
     # the smallest test subset of its 0.02-scale corpus, Shows, has 3 test motions)
-    "test": dict(max_test=8, r_precision_batch=3, corpus_scale=0.02, scenario_style=0.0,
+    "test": dict(max_test=8, r_precision_batch=3, r_precision_pool="subset", corpus_scale=0.02, scenario_style=0.0,
                  stream="paper", tokenizer_preset="test",
                  evaluator_preset="test", tiny_backbone=dict(hidden_size=64, intermediate_size=128),
                  pretrain=dict(recipe="text", text_steps=30, motion_steps=10),
@@ -83,7 +83,7 @@ PRESETS: dict[str, dict] = {
     # Scorer's error: use `--preset test` there (docs/results-real/README.md)
     "real": {**_TINY},
     # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
-    "paper": dict(max_test=0, r_precision_batch=32, corpus_scale=1.0, scenario_style=0.0,
+    "paper": dict(max_test=0, r_precision_batch=32, r_precision_pool="subset", corpus_scale=1.0, scenario_style=0.0,
                   stream="paper", tokenizer_preset="paper",
                   evaluator_preset="paper", tiny_backbone=dict(), pretrain=None,
                   generation=dict(max_new_tokens=50, top_k=50, batch_size=64),
@@ -235,7 +235,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "max_test": ("eval", "max_test"), "r_precision_batch": ("eval", "batch"),
     "eval_repeats": ("eval", "repeats"), "mm_texts": ("eval", "mm_texts"),
     "mm_gens": ("eval", "mm_gens"), "full_matrix": ("eval", "full_matrix"),
-    "eval_part": ("eval", "part"),
+    "eval_part": ("eval", "part"), "r_precision_pool": ("eval", "pool"),
     "method_overrides": ("train", "overrides"), "generation": ("train", "generation"),
     "dtype": ("train", "dtype"), "n_samples": ("train", "n_samples"),
     "train_fraction": ("train", "train_fraction"),
@@ -323,6 +323,7 @@ class RunConfig:
                 if k not in EXECUTION_FIELDS and not (k == "eval_part" and v == "test")
                 and not (k == "scenario_style" and not v)
                 and not (k == "stream" and v == "paper")
+                and not (k == "r_precision_pool" and v == "subset")
                 and not (k == "train_fraction" and v == 1.0)}
 
 

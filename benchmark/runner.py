@@ -23,7 +23,7 @@ from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomi
                           default_cache, peak_rss_mb, provenance)
 from benchmark.run_config import DEFAULT_PRESET, PRESETS, RunConfig, config_record
 from benchmark.seed import hash_seed
-from evaluators.protocol import EVAL_PARTS, Scorer
+from evaluators.protocol import EVAL_PARTS, RP_POOLS, Scorer
 
 __all__ = ["run", "prepare", "start_or_resume", "train_experience", "finish", "RunState",
            "Progress", "build_run_stages", "method_config_for"]
@@ -559,6 +559,10 @@ def add_shared_options(parser, cache_default: str | None = None) -> None:
       help="corpus part the cells are scored on: test (results, the default) or val (choose a "
            "method's settings there, never on test; recorded, in the config hash, and the "
            "leaderboard refuses to merge val and test runs)")
+    a("--rp-pool", choices=RP_POOLS,
+      help="where R-precision's 31 distractors come from (default: the preset's): subset (the "
+           "reference protocol: the batch's other pairs, all of one subset) or stream (captions "
+           "of every subset of the stream: answering another scenario's caption is a miss)")
     a("--train-fraction", type=float, default=1.0,
       help="share of each subset's training part to train on (a nested, id-hashed choice; "
            "val and test untouched; in the config hash when < 1): learning curves over data")
@@ -597,6 +601,8 @@ def shared_options(args) -> dict:
         opts["log"] = parse_loggers(args.log)
     if args.cache:
         opts["cache"] = args.cache
+    if getattr(args, "rp_pool", None):
+        opts["r_precision_pool"] = args.rp_pool
     stream = getattr(args, "stream", None)
     if stream and stream != PRESETS[args.preset]["stream"]:
         from benchmark.run_config import STREAM_SCALE

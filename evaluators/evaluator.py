@@ -191,7 +191,8 @@ class Evaluator:
     # ------------------------------------------------------------------ metrics
     def evaluate(self, generated: Sequence[np.ndarray], texts: Sequence[str], emotions: Sequence[int],
                  reference: Sequence[np.ndarray], mm_generated: Sequence[Sequence[np.ndarray]] | None = None,
-                 repeats: int = 1, seed: int = 0, batch_size: int = 32) -> dict:
+                 repeats: int = 1, seed: int = 0, batch_size: int = 32,
+                 pool_texts: Sequence[str] | None = None) -> dict:
         """Metric row (keys :data:`METRIC_KEYS`, ``*_ci95`` when ``repeats > 1``).
 
         ``generated[i]`` was generated from ``texts[i]`` with emotion ``emotions[i]`` (class id or
@@ -200,7 +201,9 @@ class Evaluator:
         shuffled per repeat with ``seed + r``; diversity uses 300 pairs (distinct pairs when
         the pool is smaller; ``diversity_pairs``); multimodality 10 pairs of generations of
         the same text (distinct pairs; NaN without ``mm_generated``).  FID and emotion F1 are
-        deterministic given the generations (CI 0).
+        deterministic given the generations (CI 0).  ``pool_texts``: R-precision's
+        distractors are drawn from these captions (motion -> text retrieval,
+        :func:`evaluators.scoring.score_embeddings`) instead of the batch's own pairs.
         """
         from evaluators.scoring import score_embeddings
 
@@ -229,11 +232,19 @@ class Evaluator:
             text_emb=self.embed_texts(list(texts)), motion_emb=self.embed_motions(generated),
             ref_stats=(mu, sigma), pred_emotions=self.predict_emotions(generated),
             true_emotions=labels, mm_emb=mm_emb, repeats=repeats, seed=seed, batch_size=batch_size,
-            ref_emb=ref_emb)
+            ref_emb=ref_emb, texts=list(texts), pool_texts=pool_texts,
+            pool_emb=None if pool_texts is None else self._pool_embeddings(tuple(pool_texts)))
+
+    def _pool_embeddings(self, pool_texts: tuple[str, ...]) -> np.ndarray:
+        """Text embeddings of a distractor pool (the last pool's kept: one per run)."""
+        cached = getattr(self, "_pool_cache", None)
+        if cached is None or cached[0] != pool_texts:
+            self._pool_cache = (pool_texts, self.embed_texts(list(pool_texts)))
+        return self._pool_cache[1]
 
     def score_ground_truth(self, motions: Sequence[np.ndarray], texts: Sequence[str],
                            emotions: Sequence[int], repeats: int = 1, seed: int = 0,
-                           batch_size: int = 32) -> dict:
+                           batch_size: int = 32, pool_texts: Sequence[str] | None = None) -> dict:
         """The real-vs-real ceiling row: ground-truth motions, randomly re-cropped as the
         reference loaders do (multiple of 4, one unit shorter with p=1/3, random start; seeded),
         scored as if generated against the uncropped set as reference."""
@@ -241,4 +252,4 @@ class Evaluator:
         rng = np.random.default_rng(seed)
         crops = [random_crop(m, rng, self.config.max_motion_len) for m in motions]
         return self.evaluate(crops, texts, emotions, motions, repeats=repeats, seed=seed,
-                             batch_size=batch_size)
+                             batch_size=batch_size, pool_texts=pool_texts)

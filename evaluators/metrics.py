@@ -147,6 +147,43 @@ def r_precision(text_emb: np.ndarray, motion_emb: np.ndarray, top_k: int = 3,
     return np.array([(rank < k).mean() for k in range(1, top_k + 1)])
 
 
+def draw_distractors(texts: Sequence[str], pool_texts: Sequence[str], n_distractors: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Indices ``(n, n_distractors)`` into ``pool_texts``: for each query text, distinct pool
+    entries whose text differs from it (a repeated caption is never its own distractor).
+    ValueError when a query has fewer eligible pool texts than asked for."""
+    pool = np.asarray(list(pool_texts), dtype=object)
+    out = np.empty((len(texts), n_distractors), dtype=np.int64)
+    for i, text in enumerate(texts):
+        ok = np.flatnonzero(pool != text)
+        if len(ok) < n_distractors:
+            raise ValueError(f"text {text!r} has {len(ok)} distinct pool texts, {n_distractors} "
+                             f"distractors asked for; use a larger pool or a smaller batch")
+        out[i] = rng.choice(ok, n_distractors, replace=False)
+    return out
+
+
+def r_precision_pooled(text_emb: np.ndarray, motion_emb: np.ndarray, pool_emb: np.ndarray,
+                       distractors: np.ndarray, top_k: int = 3) -> np.ndarray:
+    """R@1..R@top_k ``(top_k,)`` of motion -> text retrieval with drawn distractors: motion
+    ``i`` ranks its own text ``text_emb[i]`` among itself and the ``B - 1`` pool texts
+    ``pool_emb[distractors[i]]`` by Euclidean distance (rank = distractors strictly closer).
+    Chance R@k = k / B, B = ``distractors.shape[1] + 1``, as in a batch of B pairs."""
+    t, m = _as_2d(text_emb, "text_emb"), _as_2d(motion_emb, "motion_emb")
+    p = _as_2d(pool_emb, "pool_emb")
+    if t.shape != m.shape:
+        raise ValueError(f"text_emb {t.shape} and motion_emb {m.shape} must have the same shape")
+    distractors = np.asarray(distractors)
+    if distractors.ndim != 2 or distractors.shape[0] != len(m):
+        raise ValueError(f"distractors must be (n={len(m)}, B-1), got {distractors.shape}")
+    if not 1 <= top_k <= distractors.shape[1] + 1:
+        raise ValueError(f"top_k must be in 1..B, got {top_k}")
+    own = np.linalg.norm(m - t, axis=1)                                     # (n,)
+    other = np.linalg.norm(m[:, None, :] - p[distractors], axis=-1)         # (n, B-1)
+    rank = (other < own[:, None]).sum(axis=1)
+    return np.array([(rank < k).mean() for k in range(1, top_k + 1)])
+
+
 def matching_score(text_emb: np.ndarray, motion_emb: np.ndarray) -> float:
     """MM-Dist: mean Euclidean distance between matched text and motion embeddings."""
     t, m = _as_2d(text_emb, "text_emb"), _as_2d(motion_emb, "motion_emb")

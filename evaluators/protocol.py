@@ -40,14 +40,19 @@ class EvalSettings:
     mm_gens: int = 5
     full_matrix: bool = False
     part: str = "test"
+    pool: str = "subset"
 
     def __post_init__(self):
         if self.part not in EVAL_PARTS:
             raise DataError(None, f"unknown evaluation part {self.part!r}",
                             f"choose one of: {', '.join(EVAL_PARTS)} (--eval-part)")
+        if self.pool not in RP_POOLS:
+            raise DataError(None, f"unknown R-precision pool {self.pool!r}",
+                            f"choose one of: {', '.join(RP_POOLS)} (--rp-pool)")
 
 
 EVAL_PARTS = ("test", "val")     # the corpus parts a run may be scored on
+RP_POOLS = ("subset", "stream")  # where R-precision's distractors are drawn from
 
 
 class Scorer:
@@ -83,6 +88,9 @@ class Scorer:
                                "emotions": [it["emotion"] for it in items],
                                "scenarios": [it["scenario"] for it in items],
                                "reference": [stages.corpus.features(it["id"]) for it in items]})
+        # R-precision's distractor pool (keyword passed only when it is not the reference's)
+        self.pool = ({"pool_texts": [x for t in self.tests for x in t["texts"]]}
+                     if settings.pool == "stream" else {})
         self.failed_pose = np.tile(stages.corpus.mean.astype(np.float32), (FAILED_FRAMES, 1))
 
     @property
@@ -110,7 +118,7 @@ class Scorer:
         subset's dict with its FID/KID floor (:meth:`floor`) added."""
         ev, s = self.stages.evaluator, self.settings
         rows = [ev.score_ground_truth(t["reference"], t["texts"], t["emotions"],
-                                      repeats=s.repeats, seed=s.seed, batch_size=s.batch)
+                                      repeats=s.repeats, seed=s.seed, batch_size=s.batch, **self.pool)
                 for t in self.tests]
         for j, row in enumerate(rows):
             row.update(self.floor(j))
@@ -193,7 +201,7 @@ class Scorer:
         mm = [feats[n + k * g: n + (k + 1) * g] for k in range(len(mm_texts))] or None
         m = self.stages.evaluator.evaluate(
             feats[:n], t["texts"], t["emotions"], t["reference"], mm_generated=mm,
-            repeats=s.repeats, seed=s.seed, batch_size=s.batch)
+            repeats=s.repeats, seed=s.seed, batch_size=s.batch, **self.pool)
         return m, feats[:n], bad, len(feats)
 
     def redraw(self, strategy, subsets: list[int], replicate: int) -> list[float]:
@@ -212,7 +220,7 @@ class Scorer:
             feats, _ = self.decode(strategy.generate(list(t["texts"]), self.gen))
             m = self.stages.evaluator.evaluate(feats, t["texts"], t["emotions"], t["reference"],
                                                mm_generated=None, repeats=s.repeats, seed=s.seed,
-                                               batch_size=s.batch)
+                                               batch_size=s.batch, **self.pool)
             out.append(float(m["r_precision_top1"]))
         return out
 

@@ -19,10 +19,19 @@ def score_embeddings(text_emb: np.ndarray, motion_emb: np.ndarray,
                      ref_stats: tuple[np.ndarray, np.ndarray], pred_emotions: np.ndarray,
                      true_emotions: np.ndarray, mm_emb: np.ndarray | None = None,
                      repeats: int = 1, seed: int = 0, batch_size: int = 32,
-                     ref_emb: np.ndarray | None = None) -> dict:
+                     ref_emb: np.ndarray | None = None, pool_emb: np.ndarray | None = None,
+                     texts=None, pool_texts=None) -> dict:
     """Metric row from matched text/motion embeddings ``(n, D)``, the reference (mu, sigma),
     emotion predictions/labels ``(n,)`` and optional multimodality embeddings ``(texts, gens, D)``.
     ``ref_emb``: the reference embeddings themselves, for KID (``kid``; NaN without them).
+
+    R-precision's distractors: without ``pool_emb`` (``r_precision_pool`` "subset", the
+    reference protocol) each text ranks the motions of its batch of ``batch_size`` pairs, all
+    from this subset.  With ``pool_emb`` (the embeddings of ``pool_texts``, e.g. every test
+    caption of the stream; "stream") each motion ranks its own text (``texts[i]``) among
+    ``batch_size - 1`` pool captions other than its own (:func:`evaluators.metrics.draw_distractors`,
+    redrawn per repeat), so a motion that answers another scenario's caption of the same phrase
+    is ranked below it.  Chance is ``k / batch_size`` either way.
 
     Each repeat ``r`` shuffles the pairs with ``seed + r`` before cutting R-precision batches of
     exactly ``batch_size`` (incomplete last batch dropped, matching score over the same pairs;
@@ -39,6 +48,10 @@ def score_embeddings(text_emb: np.ndarray, motion_emb: np.ndarray,
     """
     n = len(motion_emb)
     bs = int(batch_size)
+    if pool_emb is not None and (texts is None or pool_texts is None
+                                 or len(texts) != n or len(pool_texts) != len(pool_emb)):
+        raise ValueError("a distractor pool needs texts (one per pair) and pool_texts (one per "
+                         "pool embedding)")
     if n < bs:
         raise ValueError(f"R-precision needs at least {bs} pairs (one full batch), got {n}")
     n_div = M.max_pairs(n, DIVERSITY_PAIRS)
@@ -51,7 +64,11 @@ def score_embeddings(text_emb: np.ndarray, motion_emb: np.ndarray,
     for r in range(repeats):
         rng = np.random.default_rng(seed + r)
         perm = rng.permutation(n)[: (n // bs) * bs]
-        rp = M.r_precision(text_emb[perm], motion_emb[perm], top_k=3, batch_size=bs)
+        if pool_emb is None:
+            rp = M.r_precision(text_emb[perm], motion_emb[perm], top_k=3, batch_size=bs)
+        else:
+            drawn = M.draw_distractors(texts, pool_texts, bs - 1, rng)
+            rp = M.r_precision_pooled(text_emb, motion_emb, pool_emb, drawn, top_k=3)
         for k in range(3):
             runs[f"r_precision_top{k + 1}"].append(float(rp[k]))
         runs["matching_score"].append(M.matching_score(text_emb[perm], motion_emb[perm]))
@@ -65,6 +82,7 @@ def score_embeddings(text_emb: np.ndarray, motion_emb: np.ndarray,
             runs["multimodality"].append(float("nan"))
     out: dict = {"fid": fid, "emotion_f1": f1, "n": int(n), "r_precision_batch": int(bs),
                  "diversity_pairs": int(n_div), "repeats": int(repeats),
+                 "r_precision_pool": "subset" if pool_emb is None else "stream",
                  **{f"chance_top{k}": k / bs for k in (1, 2, 3)}}
     out["kid"] = (M.kernel_inception_distance(motion_emb, ref_emb) if ref_emb is not None
                   else float("nan"))

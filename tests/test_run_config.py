@@ -83,7 +83,7 @@ def test_the_tree_and_its_flat_options():
     assert cfg.stages.corpus_scale == PRESETS["test"]["corpus_scale"]
     assert cfg.train.overrides == {"lr": "1e-3"} and cfg.train.n_samples == 2
     assert cfg.execution == Execution(out="o", device="cuda")
-    assert set(cfg.options()) == set(FIELDS) and len(FIELDS) == 40   # 33 + log, eval_part, scenario_style, train_fraction, overwrite, stream, rebuild_stages
+    assert set(cfg.options()) == set(FIELDS) and len(FIELDS) == 41   # 33 + log, eval_part, scenario_style, train_fraction, overwrite, stream, rebuild_stages, r_precision_pool
     assert RunConfig.from_options(**cfg.options()) == cfg
     assert cfg.replace(seed=5).eval.seed == 5            # the evaluation follows the run seed
     # the preset's values are copies: editing a config never edits the preset
