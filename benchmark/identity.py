@@ -7,10 +7,12 @@ groups and statistics), the sweep's run folders (``OUT/<label>/<setting>/...``) 
 sweep --methods es_moe,es_moe+replay``.  ``config.json`` keeps the registered name in
 ``"method"`` and the plugins in ``method_config.with_plugins`` (both in the config hash).
 
-Pure string functions: the leaderboard imports this without any training code.
+Pure string functions and :class:`RunKey` (who a run is): the leaderboard and the
+orchestration import them without any training code.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 SEPARATOR = "+"
@@ -62,3 +64,51 @@ def with_label_plugins(label: str, overrides: dict | None) -> tuple[str, dict]:
     if merged:
         out["with_plugins"] = ",".join(merged)
     return method, out
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Who a run is: (method, setting, order, seed, preset).  ``order`` is what was asked for
+    (``1|2|3`` or comma-separated subset names) or, read back from a result file, its name
+    (``1|2|3|custom-<slugs>``); :attr:`order_name` is the name either way.
+
+    The leaderboard reads it from result files (:meth:`from_result`) and names a run by
+    :attr:`cell` (a leaderboard merges runs of one preset only, so the preset is checked as a
+    field that must agree, not as part of the cell); the sweep labels run folders by
+    :attr:`label`."""
+
+    method: str
+    setting: str = "unseen"
+    order: str = "1"
+    seed: int = 0
+    preset: str | None = "tiny"
+
+    @property
+    def order_name(self) -> str:
+        from benchmark.splits import order_name
+
+        text = str(self.order)
+        if text.startswith("custom-") and "," not in text:     # already a name
+            return text
+        return order_name(text)
+
+    @property
+    def cell(self) -> tuple[str, str, str, int]:
+        """(method, setting, order name, seed): two runs with the same cell are one run twice."""
+        return (self.method, self.setting, self.order_name, int(self.seed))
+
+    @property
+    def label(self) -> str:
+        """``method/setting/order<order>/seed<seed>`` (the sweep's run label)."""
+        return f"{self.method}/{self.setting}/order{self.order}/seed{self.seed}"
+
+    @classmethod
+    def from_result(cls, result: dict, config: dict | None = None) -> "RunKey":
+        """The key a finished run's ``result.json`` (and ``config.json``) record."""
+        config = config or {}
+        order = result["order"]
+        order = order.get("name") if isinstance(order, dict) else order
+        preset = result.get("preset", config.get("preset"))
+        return cls(method=str(result["method"]), setting=str(result["setting"]).lower(),
+                   order=str(order), seed=int(result["seed"]),
+                   preset=None if preset is None else str(preset))

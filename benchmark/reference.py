@@ -11,7 +11,7 @@ merged with the reference version on one leaderboard.  Only the shipped stages a
 reference: stage training is seeded, but float sums in it may differ across CPUs and thread
 counts.
 
-Maintainers release a version with ``l2emg stages release`` (:mod:`benchmark.reference_commands`).
+Maintainers release a version with ``l2emg stages release`` (:mod:`harness.reference_commands`).
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def isolated():
     """Context manager: the process-wide state a build step may change is restored after it
     (python / numpy / torch RNG states, torch intra-op threads, grad mode, default dtype), so
     what runs after does not depend on whether the step ran in this process.  Stage builders run
-    inside it (``benchmark.stages``): a run that builds its stages gives the numbers of a run that
+    inside it (``harness.stages``): a run that builds its stages gives the numbers of a run that
     finds them built."""
     import contextlib
 

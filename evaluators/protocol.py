@@ -5,7 +5,7 @@ Evaluator metrics; failed generations counted and scored as a static mean pose.
 (:class:`EvalSettings`) and duck-typed inputs: ``stages`` with ``corpus`` (``features``,
 ``mean``), ``tokenizer`` (``decode_batch``) and ``evaluator`` (``evaluate``,
 ``score_ground_truth``); a strategy with ``generate(prompts, generation)``.  It never sees a
-run config: the runner (``benchmark.runner``) builds the settings from its config tree.
+run config: the runner (``harness.runner``) builds the settings from its config tree.
 """
 from __future__ import annotations
 

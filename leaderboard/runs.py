@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import DataError, hash_json
-from benchmark.run_config import RunKey
+from benchmark.identity import RunKey
 from evaluators.continual import DIRECTIONS
 
 # Aggregate name -> True when lower is better (the evaluator's directions, the paper's arrows).
@@ -74,7 +74,7 @@ class Run:
 
     @property
     def key(self) -> tuple[str, str, str, int]:
-        """The run's cell (:attr:`benchmark.run_config.RunKey.cell`): one run per cell."""
+        """The run's cell (:attr:`harness.run_config.RunKey.cell`): one run per cell."""
         return self.run_key.cell
 
     def metric(self, name: str) -> float:

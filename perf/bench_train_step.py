@@ -24,7 +24,7 @@ import tempfile
 import time
 
 N_CODES = 128
-# the `long` preset's training settings are read from benchmark.run_config at run time
+# the `long` preset's training settings are read from harness.run_config at run time
 LEVERS = [("baseline (long preset)", {}),
           ("loss_logits_only", {"loss_logits_only": True}),
           ("length_bucketing", {"length_bucketing": True}),
@@ -212,7 +212,7 @@ def main() -> None:
     import torch
 
     from benchmark.backbone import TinyBackboneConfig, build_tiny_backbone
-    from benchmark.run_config import PRESETS
+    from harness.run_config import PRESETS
     from benchmark.strategy import registry
 
     torch.set_num_threads(args.threads)

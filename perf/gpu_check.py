@@ -122,8 +122,8 @@ def full_run(args) -> bool:
     import numpy as np
     import pandas as pd
 
-    from benchmark.run_config import RunConfig
-    from benchmark.runner import run
+    from harness.run_config import RunConfig
+    from harness.runner import run
 
     root = Path(args.work or tempfile.mkdtemp(prefix="gpu_check_"))
     common = dict(method="seq_lora", preset="test", order="Daily Life,Sports", seed=0,

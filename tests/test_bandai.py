@@ -46,7 +46,7 @@ def test_captions_name_content_and_style():
 
 
 def test_build_small_corpus_and_table(bandai_src, tmp_path, capsys):
-    from benchmark.cli import main
+    from harness.cli import main
     from benchmark.corpus import load_corpus
     from benchmark.splits import make_splits
 
@@ -88,7 +88,7 @@ def test_real_preset_refuses_the_shared_copy(bandai_src, tmp_path):
     import numpy as np
 
     from benchmark.corpus import Motion, load_corpus, write_humanml3d
-    from benchmark.run_config import RunConfig
+    from harness.run_config import RunConfig
     from benchmark.splits import make_splits
     from benchmark.streams import make_scenario
     from evaluators.protocol import Scorer

@@ -347,7 +347,7 @@ def test_sapt_bad_config():
 @pytest.mark.parametrize("name", ["prog_prompt", "sapt"])
 def test_registered_name_trains_two_scenarios_and_generates(name, tiny_backbone_dir):
     """By name through the registry with ``--set``-style string overrides (the runner's path
-    until ``benchmark/runner.py`` lands): two scenarios, then generation for every prompt."""
+    until ``harness/runner.py`` lands): two scenarios, then generation for every prompt."""
     import importlib
 
     from benchmark.strategy.registry import get_strategy, make_config

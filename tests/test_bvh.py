@@ -242,7 +242,7 @@ def test_bad_files_name_file_line_and_fix(tmp_path, case, pattern):
 
 
 def test_folder_import_refuses_or_skips_bad_files(tmp_path, capsys):
-    from benchmark.cli import main
+    from harness.cli import main
 
     src = tmp_path / "src"
     src.mkdir()

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.cli import main
+from harness.cli import main
 from benchmark.corpus.bvh import read_bvh
 from benchmark.corpus.bvh_import import bvh_joints, convert_bvh
 from benchmark.motion import features_to_joints

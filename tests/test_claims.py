@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from harness.cli import main
 from benchmark.io import DataError
 from leaderboard.claims import evaluate_claims, read_claims
 from leaderboard.commands import check_claims

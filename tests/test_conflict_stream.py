@@ -13,7 +13,7 @@ from benchmark.corpus.generator import generate_chunk, make_tracks
 from benchmark.corpus.synth import STREAM_SPLIT_SHARE, plan_corpus
 from benchmark.io import DataError, hash_json
 from benchmark.splits import make_splits
-from benchmark.stages import STAGE_VERSION, corpus_stage, split_stage
+from harness.stages import STAGE_VERSION, corpus_stage, split_stage
 
 
 @pytest.fixture(scope="module")

@@ -210,7 +210,7 @@ def test_scenario_style_changes_only_how_emotions_are_expressed(tmp_path):
 
 def test_a_presets_scenario_style_builds_its_own_cached_corpus(tmp_path):
     from benchmark.io import hash_json
-    from benchmark.stages import STAGE_VERSION, corpus_stage
+    from harness.stages import STAGE_VERSION, corpus_stage
 
     plain = corpus_stage(tmp_path, None, 0.001, 0)
     styled = corpus_stage(tmp_path, None, 0.001, 0, 2.0)

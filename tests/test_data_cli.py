@@ -1,11 +1,11 @@
-"""``l2emg data ...`` end to end through :func:`benchmark.cli.main`."""
+"""``l2emg data ...`` end to end through :func:`harness.cli.main`."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from harness.cli import main
 from benchmark.corpus.labels import EMOTIONS, SCENARIOS, TABLE1_COUNTS
 
 

@@ -394,7 +394,7 @@ def run_args(tiny_run_argv, tmp_path_factory):
 def test_l2emg_run_each_registered_name(name, run_args, tmp_path):
     import json
 
-    from benchmark.cli import main
+    from harness.cli import main
 
     out = tmp_path / name
     assert main(["run", "--method", name, "--out", str(out), *run_args]) == 0

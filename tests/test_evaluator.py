@@ -159,7 +159,7 @@ def test_vocabulary_pos_and_vectors(tmp_path):
 
 
 def test_cli_score(tiny_evaluator, tiny_corpus_dir, capsys):
-    from benchmark.cli import main
+    from harness.cli import main
 
     rc = main(["evaluator", "score", "--evaluator", str(tiny_evaluator.root), "--data",
                str(tiny_corpus_dir), "--repeats", "2"])

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import ray
 
-from benchmark import sweep as sw
+from harness import sweep as sw
 from benchmark.strategy import registry
-from benchmark.sweep_status import sweep_status
+from harness.sweep_status import sweep_status
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "always_fails.py")
 ORDER = "Daily Life,Sports"

@@ -43,7 +43,7 @@ def test_gradient_checkpointing_changes_no_number(tiny_backbone_dir):
 
 
 def test_gradient_checkpointing_is_not_in_the_config_hash():
-    from benchmark.run_config import EXECUTION_FIELDS, RunConfig
+    from harness.run_config import EXECUTION_FIELDS, RunConfig
 
     assert "gradient_checkpointing" in EXECUTION_FIELDS
     cfg = RunConfig.from_options(method="m", out="o")

@@ -8,10 +8,13 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("benchmark", "evaluators", "leaderboard", "baselines", "methods")
-# the orchestration layer: what runs experiments (the run loop, the sweep, the bench, the CLI)
-ORCHESTRATION = ("benchmark.runner", "benchmark.sweep", "benchmark.pipeline", "benchmark.floor",
-                 "benchmark.cli")
+PACKAGES = ("benchmark", "evaluators", "leaderboard", "baselines", "methods", "harness")
+# the folders in the order data flows (docs/CONTRACTS.md, "Layers"): a module imports its own
+# layer and the layers below it, never one above.  ``harness`` (the run config, stages, runner,
+# sweep, floor, bench and the CLI) orchestrates all the others.
+LAYERS = {"benchmark": 0, "baselines": 1, "methods": 1, "evaluators": 2, "leaderboard": 3,
+          "harness": 4}
+ORCHESTRATION = ("harness",)
 
 
 def _module_name(path: Path) -> str:
@@ -125,9 +128,9 @@ def _under(module: str, roots) -> bool:
 
 def test_the_graph_sees_function_level_and_relative_imports():
     graph = import_graph()
-    # benchmark.sweep imports benchmark.runner inside functions only
-    assert "benchmark.runner" in graph["benchmark.sweep"]
-    assert "benchmark.strategy.registry" in graph["benchmark.sweep"]
+    # harness.sweep imports harness.runner inside functions only
+    assert "harness.runner" in graph["harness.sweep"]
+    assert "benchmark.strategy.registry" in graph["harness.sweep"]
     assert len(graph) > 50
 
 
@@ -142,13 +145,21 @@ def test_no_import_cycle():
         " <-> ".join(c) for c in cycles)
 
 
+def _layer(module: str) -> int:
+    return LAYERS[module.split(".")[0]]
+
+
+def test_folders_import_one_way():
+    """No module imports a folder above its own: benchmark -> strategies -> evaluators ->
+    leaderboard -> harness."""
+    bad = sorted((m, t) for m, ts in import_graph().items() for t in ts if _layer(t) > _layer(m))
+    assert not bad, "imports up the layers (move the code down, or pass it in): " + "; ".join(
+        f"{m} -> {t}" for m, t in bad)
+
+
 def test_lower_layers_never_import_the_orchestration_layer():
-    bad = [(m, t) for m, ts in import_graph().items() if _under(m, ("evaluators", "leaderboard"))
+    bad = [(m, t) for m, ts in import_graph().items() if not _under(m, ORCHESTRATION)
            for t in ts if _under(t, ORCHESTRATION)]
-    assert not bad, f"evaluators/leaderboard import the orchestration layer: {bad}"
+    assert not bad, f"foundation/strategy/evaluator/leaderboard modules import the harness: {bad}"
 
 
-def test_benchmark_never_imports_a_strategy_package():
-    bad = [(m, t) for m, ts in import_graph().items() if _under(m, ("benchmark",))
-           for t in ts if _under(t, ("baselines", "methods"))]
-    assert not bad, f"benchmark imports strategies (use the registry): {bad}"

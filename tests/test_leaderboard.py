@@ -67,7 +67,7 @@ def test_summary_known_answers(tmp_path):
 
 
 def test_summary_text_is_the_wide_table_bench_prints(tmp_path):
-    from benchmark.pipeline import _summary_text
+    from harness.pipeline import _summary_text
 
     make_sweep(tmp_path / "runs", {"sapt": 0.3, "seq_lora": 0.2}, seeds=(0,))
     summary = build_leaderboard([tmp_path / "runs"], tmp_path / "out", figures=False,
@@ -267,7 +267,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    from benchmark.cli import main
+    from harness.cli import main
 
     make_sweep(tmp_path / "runs", {"sapt": 0.3, "epi": 0.2}, seeds=(0,))
     with warnings.catch_warnings():

@@ -25,7 +25,7 @@ def shown():
 
 @pytest.mark.parametrize("stage", ["corpus", "tokenizer", "evaluator", "backbone"])
 def test_each_stage_build_is_named_with_its_time(tmp_path, capsys, shown, stage):
-    from benchmark.stages import _build_once
+    from harness.stages import _build_once
 
     _build_once(tmp_path / stage / "x-123", lambda p: p.mkdir(parents=True))
     err = capsys.readouterr().err
@@ -36,7 +36,7 @@ def test_each_stage_build_is_named_with_its_time(tmp_path, capsys, shown, stage)
 
 
 def test_quiet_without_progress(tmp_path, capsys):
-    from benchmark.stages import _build_once
+    from harness.stages import _build_once
 
     progress.set_enabled(False)
     try:
@@ -64,7 +64,7 @@ def test_the_interrupt_message_says_what_is_lost():
 
 
 def test_ctrl_c_in_the_cli_prints_the_message(monkeypatch, capsys):
-    from benchmark import cli
+    from harness import cli
 
     def handler(args):
         with progress.doing("building the corpus stage (synth-1)", "the corpus stage restarts",
@@ -116,7 +116,7 @@ def test_a_live_builders_temporary_folder_stays(tmp_path):
 
 
 def test_the_stage_cache_is_shared_by_default(monkeypatch, tmp_path):
-    from benchmark.run_config import RunConfig
+    from harness.run_config import RunConfig
 
     monkeypatch.delenv("L2EMG_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -129,7 +129,7 @@ def test_the_stage_cache_is_shared_by_default(monkeypatch, tmp_path):
 
 
 def test_no_progress_of_one_in_process_command_does_not_stick(tmp_path):
-    from benchmark.cli import main
+    from harness.cli import main
 
     assert progress.forced() is None
     main(["run", "--method", "seq_lora", "--preset", "test", "--set", "lr=abc", "--no-progress",

@@ -27,8 +27,8 @@ def test_quick_start_has_the_two_commands():
 
 
 def test_the_main_command_runs_the_default_preset():
-    from benchmark.pipeline import bench_args
-    from benchmark.run_config import DEFAULT_PRESET
+    from harness.pipeline import bench_args
+    from harness.run_config import DEFAULT_PRESET
     import argparse
 
     parser = argparse.ArgumentParser()

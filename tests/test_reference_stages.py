@@ -10,7 +10,7 @@ import pytest
 
 from benchmark import reference
 from benchmark.io import DataError
-from benchmark.run_config import RunConfig
+from harness.run_config import RunConfig
 
 
 def _recipe(cfg: RunConfig) -> dict:
@@ -50,7 +50,7 @@ def test_a_release_verifies_and_a_changed_file_is_refused(shipped):
 
 
 def test_a_run_on_shipped_stages_trains_no_stage(shipped, monkeypatch):
-    from benchmark.runner import build_run_stages
+    from harness.runner import build_run_stages
 
     cfg, root = shipped
 
@@ -87,7 +87,7 @@ def test_the_package_ships_the_default_reference():
     if meta is None:
         pytest.skip("no reference version shipped")
     assert set(reference.verify(meta)) == set(reference.STAGES)
-    from benchmark.run_config import DEFAULT_PRESET
+    from harness.run_config import DEFAULT_PRESET
 
     assert reference.find(_recipe(RunConfig.from_options(method="seq_lora", out=".",
                                                          preset=DEFAULT_PRESET))) == meta
@@ -100,7 +100,7 @@ def test_the_default_corpus_hashes_to_the_shipped_reference(tmp_path):
     meta = reference.manifest()
     if meta is None:
         pytest.skip("no reference version shipped")
-    from benchmark.stages import corpus_stage
+    from harness.stages import corpus_stage
 
     r = meta["recipe"]
     corpus = corpus_stage(tmp_path, None, r["corpus_scale"], 0, r["scenario_style"], r["stream"])

@@ -7,7 +7,7 @@ import shutil
 
 import pandas as pd
 
-from benchmark.cli import main
+from harness.cli import main
 from leaderboard.reproduce import aggregate, compare
 from leaderboard_fakes import make_fake_run
 

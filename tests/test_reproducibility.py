@@ -49,7 +49,7 @@ def test_corpus_build_in_this_process_keeps_torch_threads(tmp_path):
 
 def _run_cli(cache: Path, out: Path, *extra: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--method", "seq_lora", "--preset", "test",
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "seq_lora", "--preset", "test",
            "--order", "Daily Life,Sports", "--max-test", "6", "--cache", str(cache), "--out", str(out),
            "--no-progress", *extra]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.run_config import RunConfig
-from benchmark.runner import run
+from harness.run_config import RunConfig
+from harness.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 ORDER = "Daily Life,Sports,Dance"

@@ -196,7 +196,7 @@ def test_l2emg_run_writes_routing_for_every_routed_method(name, run_args, tmp_pa
     """Routed methods: matrices/route_own.csv (2 x 2, lower triangle measured, upper NaN),
     routing.csv (rows sum to 1), routing.png and result.json's "routing" block; unrouted ones
     (SeqLoRA; O-LoRA sums every expert with equal weights) write none of them."""
-    from benchmark.cli import main
+    from harness.cli import main
 
     out = tmp_path / name
     extra = ["--set", "n_dict=4"] if name.startswith("es_moe") else []

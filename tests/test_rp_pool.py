@@ -68,7 +68,7 @@ def test_scoring_row_with_a_stream_pool_sees_cross_scenario_confusion():
 def test_pool_option_validated_and_hashed_only_when_not_the_reference():
     with pytest.raises(DataError, match="--rp-pool"):
         EvalSettings(pool="everything")
-    from benchmark.run_config import RunConfig
+    from harness.run_config import RunConfig
 
     base = RunConfig.from_options(method="seq_lora", preset="default", out="runs/x")
     assert base.eval.pool == "subset" and "r_precision_pool" not in base.hashed()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.io import DataError
-from benchmark.run_config import (EXECUTION_FIELDS, FIELDS, PRESETS, Execution, RunConfig, RunKey,
+from harness.run_config import (EXECUTION_FIELDS, FIELDS, PRESETS, Execution, RunConfig, RunKey,
                                   config_record)
 from evaluators.protocol import EvalSettings
 
@@ -19,7 +19,7 @@ HASHES = {"corpus": "c0ffee0000000001", "split": "5p1170000000002", "tokenizer":
 NAMES8 = ["Daily Life", "Sports", "Dance", "Shows", "Game", "Animation", "Instrument Play", "Acrobatics"]
 
 # Each case's config_hash as the flat RunConfig of commit 5135194 (before the tree) computed it:
-# its benchmark.runner._config_record of the resolved config, with the fake stage hashes and the
+# its harness.runner._config_record of the resolved config, with the fake stage hashes and the
 # 8 Table-1 subset names, was recorded on that commit, and the hash recomputed with the record's
 # method_config replaced by FIXED_METHOD_CONFIG (so that later changes of a method's own config
 # fields, which change its runs' hashes on purpose, do not move these pins; the full records,
@@ -92,7 +92,7 @@ def test_the_tree_and_its_flat_options():
 
 
 def test_the_method_config_is_the_presets_then_set_then_the_joint_budget():
-    from benchmark.runner import method_config_for
+    from harness.runner import method_config_for
     from benchmark.strategy import registry
 
     registry.discover(())
@@ -117,7 +117,7 @@ def test_bad_options_are_refused():
 
 
 def test_the_run_key_is_the_leaderboards_and_the_sweeps():
-    from benchmark.sweep import RunSpec
+    from harness.sweep import RunSpec
     from leaderboard.runs import load_run
 
     key = RunKey("seq_lora", "unseen", "Dance,Sports", 0)
@@ -134,7 +134,7 @@ def test_the_run_key_is_the_leaderboards_and_the_sweeps():
 
 def test_resume_reads_a_checkpoint_of_the_flat_runner():
     """The progress a checkpoint carries is the plain dict the runner wrote before RunState."""
-    from benchmark.runner import Progress
+    from harness.runner import Progress
 
     old = {"rows": [[{"fid": 1.0}]], "baseline": [{"fid": 2.0}], "ground_truth": [{"fid": 0.0}],
            "failed": 1, "total": 9, "baseline_failed": 0, "baseline_total": 9, "elapsed": 3.5}
@@ -145,7 +145,7 @@ def test_resume_reads_a_checkpoint_of_the_flat_runner():
 def test_set_pretrain_overrides_the_backbone_recipe_and_changes_the_hash():
     import argparse
 
-    from benchmark.runner import add_shared_options, shared_options
+    from harness.runner import add_shared_options, shared_options
 
     parser = argparse.ArgumentParser()
     add_shared_options(parser)
@@ -167,7 +167,7 @@ def test_set_pretrain_overrides_the_backbone_recipe_and_changes_the_hash():
     assert _record(tm)["config_hash"] != _record(cfg("lr=1e-3"))["config_hash"]
     assert _record(cfg("pretrain.recipe=text"))["config_hash"] == _record(base)["config_hash"]
     # the preset's other pretraining settings stay (the `backbone pretrain --recipe` merge too)
-    from benchmark.runner import pretrain_settings
+    from harness.runner import pretrain_settings
 
     assert pretrain_settings("test", {"recipe": "text+motion"}) == {
         "recipe": "text+motion", "text_steps": 30, "motion_steps": 10}
@@ -181,7 +181,7 @@ def test_set_pretrain_overrides_the_backbone_recipe_and_changes_the_hash():
     ("pretrain.lr=0", "lr must be > 0"),
 ])
 def test_bad_set_pretrain_is_refused_with_the_fix(pair, message):
-    from benchmark.runner import parse_sets, pretrain_settings
+    from harness.runner import parse_sets, pretrain_settings
 
     _, _, raw = parse_sets([pair])
     with pytest.raises(DataError, match=message) as err:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from harness.cli import main
 from benchmark.identity import merge_plugins, run_label, split_label, with_label_plugins
-from benchmark.run_config import EXECUTION_FIELDS, RunConfig
+from harness.run_config import EXECUTION_FIELDS, RunConfig
 
 ORDER = "Daily Life,Sports"
 
@@ -63,7 +63,7 @@ def test_leaderboard_keeps_composed_runs_apart(tmp_path):
 
 
 def test_sweep_plans_composed_methods_apart(tmp_path):
-    from benchmark.sweep import SweepConfig, make_run_config, plan
+    from harness.sweep import SweepConfig, make_run_config, plan
 
     cfg = SweepConfig(methods=["es_moe", "es_moe+replay", "mtl"], settings=["unseen"],
                       orders=["1", "2"], out=tmp_path, run_options={"preset": "test"})

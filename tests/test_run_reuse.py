@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import sweep as sw
-from benchmark.cli import main
+from harness import sweep as sw
+from harness.cli import main
 from benchmark.io import DataError
-from benchmark.run_config import (RunConfig, check_folder_identity, config_record,
+from harness.run_config import (RunConfig, check_folder_identity, config_record,
                                   recorded_identity, request_identity)
 
 STAGES = {"corpus": "c1", "split": "s1", "tokenizer": "t1", "evaluator": "e1", "backbone": "b1"}
@@ -19,7 +19,7 @@ STAGES = {"corpus": "c1", "split": "s1", "tokenizer": "t1", "evaluator": "e1", "
 
 def _finished(folder: Path, **options) -> RunConfig:
     """A finished run folder as the runner leaves it (config.json + result.json), no training."""
-    from benchmark.runner import method_config_for
+    from harness.runner import method_config_for
 
     cfg = RunConfig.from_options(out=str(folder), **{"method": "seq_lora", "preset": "test", **options})
     record = config_record(cfg, method_config_for(cfg).to_dict(), STAGES, ["Daily Life", "Sports"])
@@ -71,7 +71,7 @@ def _sweep_cfg(tmp_path, **kw):
 def test_sweep_never_reports_another_configs_numbers(tmp_path, monkeypatch):
     """The issue's case: seq_lora finished under one config, then the sweep asked for another on
     the same --out: refused before any stage is built; with --overwrite it is rerun."""
-    from benchmark import runner
+    from harness import runner
 
     _finished(tmp_path / "runs" / "seq_lora" / "unseen" / "order1" / "seed0")
     ran = []
@@ -121,8 +121,8 @@ def test_run_refuses_a_finished_folder_of_another_config(tmp_path, capsys):
 
 
 def test_status_names_a_folder_of_another_config(tmp_path, monkeypatch):
-    from benchmark import runner
-    from benchmark.sweep_status import sweep_status
+    from harness import runner
+    from harness.sweep_status import sweep_status
 
     monkeypatch.setattr(runner, "run", lambda cfg: Path(cfg.execution.out))
     monkeypatch.setattr(sw, "prepare_stages", lambda cfg: {("unseen", 0): STAGES})

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from harness.cli import main
 from benchmark.io import DataError
-from benchmark.run_config import PRESETS, RunConfig
-from benchmark.runner import run
+from harness.run_config import PRESETS, RunConfig
+from harness.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 ORDER = "Daily Life,Sports,Dance"
@@ -252,7 +252,7 @@ def test_floor_reopens_the_run_reproduces_its_last_row_and_measures_the_noise(ba
     generations (not the row's), and the result lands in fr_floor.json next to the binomial one."""
     import shutil
 
-    from benchmark.floor import FLOOR_FILE, measure
+    from harness.floor import FLOOR_FILE, measure
 
     folder = tmp_path / "seq"
     shutil.copytree(full_run, folder)
@@ -286,7 +286,7 @@ def test_floor_reopens_the_run_reproduces_its_last_row_and_measures_the_noise(ba
 def test_floor_refuses_joint_runs_unfinished_folders_and_other_stages(base_cfg, full_run, tmp_path):
     import shutil
 
-    from benchmark.floor import measure
+    from harness.floor import measure
 
     ex = {k: base_cfg[k] for k in ("cache", "data", "tokenizer", "evaluator")}
     with pytest.raises(DataError, match="not a finished run"):
@@ -310,7 +310,7 @@ def test_floor_refuses_joint_runs_unfinished_folders_and_other_stages(base_cfg, 
 
 
 def test_a_train_fraction_shrinks_every_training_experience_and_is_recorded(base_cfg, tmp_path):
-    from benchmark.runner import prepare
+    from harness.runner import prepare
 
     full = prepare(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "a"), **base_cfg))
     half = prepare(RunConfig.from_options(method="seq_lora", out=str(tmp_path / "b"),

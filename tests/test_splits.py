@@ -172,7 +172,7 @@ def test_subsample_train_is_nested_per_subset_and_leaves_val_test_alone(full):
 
 
 def test_check_train_fraction_is_the_one_range_check():
-    from benchmark.run_config import TrainSettings
+    from harness.run_config import TrainSettings
     from benchmark.splits import check_train_fraction
 
     assert check_train_fraction(1) == 1.0 and isinstance(check_train_fraction(1), float)

@@ -10,8 +10,8 @@ import torch
 
 from benchmark.backbone import MotionLM
 from benchmark.io import DataError
-from benchmark.run_config import DEFAULT_PRESET, RunConfig
-from benchmark.runner import method_config_for
+from harness.run_config import DEFAULT_PRESET, RunConfig
+from harness.runner import method_config_for
 from benchmark.strategy import MotionLMStrategy, lora, registry
 from benchmark.strategy.config import StrategyConfig
 from strategy_fakes import fake_items, fake_scenario

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import sweep as sw
+from harness import sweep as sw
 from benchmark.io import DataError
 
 
@@ -55,7 +55,7 @@ def test_status_reads_the_folder(tmp_path):
 
 
 def test_sweep_skips_finished_resumes_partial_and_isolates_failures(tmp_path, monkeypatch):
-    from benchmark import runner
+    from harness import runner
 
     calls = []
 
@@ -92,7 +92,7 @@ def test_sweep_skips_finished_resumes_partial_and_isolates_failures(tmp_path, mo
 def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path):
     """The README's main command, reduced (2 methods, 1 setting, 1 short order): every artefact
     exists and parses."""
-    from benchmark.cli import main
+    from harness.cli import main
 
     out = tmp_path / "bench"
     argv = ["bench", "--preset", "test", "--methods", "seq_lora,mtl", "--settings", "unseen",

@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from benchmark.cli import main
+from harness.cli import main
 from benchmark.io import DataError
-from benchmark.sweep_status import format_status, run_state, sweep_status
+from harness.sweep_status import format_status, run_state, sweep_status
 
 
 def _folder(root, name, **files):
@@ -93,8 +93,8 @@ def test_sweep_records_plan_failures_and_one_bar(tmp_path, monkeypatch, capsys):
     a later sweep retries it), one progress bar counts runs done / total including skipped ones."""
     from pathlib import Path
 
-    from benchmark import runner
-    from benchmark import sweep as sw
+    from harness import runner
+    from harness import sweep as sw
 
     monkeypatch.setenv("L2EMG_PROGRESS", "1")     # shown even under CI, where bars are off
     fail = {"on": True}
@@ -129,7 +129,7 @@ def test_sweep_records_plan_failures_and_one_bar(tmp_path, monkeypatch, capsys):
 
 
 def test_bad_executor_options(tmp_path):
-    from benchmark import sweep as sw
+    from harness import sweep as sw
 
     with pytest.raises(DataError, match="executor"):
         sw.SweepConfig(methods=["seq_lora"], executor="kubernetes")

@@ -236,7 +236,7 @@ def test_train_tokenizer_on_corpus_writes_report(tiny_tokenizer, tiny_corpus):
 
 @pytest.mark.slow
 def test_cli_tokenizer_train(tiny_corpus_dir, tmp_path):
-    from benchmark.cli import main
+    from harness.cli import main
 
     out = tmp_path / "vq"
     args = ["tokenizer", "train", "--data", str(tiny_corpus_dir), "--out", str(out), "--preset", "test",

@@ -144,7 +144,7 @@ def test_scorer_on_the_val_part_reads_the_valid_stream_and_refuses_small_subsets
 
 
 def test_the_eval_part_is_hashed_only_when_it_is_not_test():
-    from benchmark.run_config import RunConfig
+    from harness.run_config import RunConfig
 
     test = RunConfig.from_options(method="seq_lora", out="x", preset="tiny")
     val = test.replace(eval_part="val")
@@ -152,8 +152,8 @@ def test_the_eval_part_is_hashed_only_when_it_is_not_test():
     assert val.hashed()["eval_part"] == "val" and val.eval.part == "val"
     assert test.replace(eval_part="test").hashed() == test.hashed()
     # the CLI flag reaches the config (run, sweep and bench share these options)
-    from benchmark.cli import build_parser
-    from benchmark.runner import shared_options
+    from harness.cli import build_parser
+    from harness.runner import shared_options
 
     argv = ["run", "--method", "seq_lora", "--out", "x", "--eval-part", "val"]
     opts = shared_options(build_parser(argv)[0].parse_args(argv))
@@ -184,10 +184,10 @@ def test_order_tests_use_subset_blocks_with_one_seed():
 
 
 def test_the_train_fraction_is_hashed_only_below_one_and_reaches_the_config():
-    from benchmark.cli import build_parser
+    from harness.cli import build_parser
     from benchmark.io import DataError
-    from benchmark.run_config import RunConfig
-    from benchmark.runner import shared_options
+    from harness.run_config import RunConfig
+    from harness.runner import shared_options
 
     full = RunConfig.from_options(method="seq_lora", out="x", preset="tiny")
     assert "train_fraction" not in full.hashed()       # old runs keep their config hash

@@ -2,8 +2,8 @@ import sys, json, time, dataclasses
 from pathlib import Path
 import torch
 from benchmark.io import read_json
-from benchmark.floor import config_from_record
-from benchmark.runner import prepare, thread_limits
+from harness.floor import config_from_record
+from harness.runner import prepare, thread_limits
 
 run_dir, cache = Path(sys.argv[1]), sys.argv[2]
 ks = [int(k) for k in sys.argv[3].split(",")]

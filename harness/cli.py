@@ -15,28 +15,28 @@ from benchmark.io import DataError
 
 # (command words) -> ("module:function", one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("data", "synth"): ("benchmark.corpus.commands:synth", "build the embedded synthetic emotional corpus"),
-    ("data", "splits"): ("benchmark.corpus.commands:splits", "write the Unseen or Mixed split manifest"),
-    ("data", "info"): ("benchmark.corpus.commands:info", "print the Table-1-style summary of a corpus/split"),
-    ("data", "import-motionx"): ("benchmark.corpus.commands:import_motionx",
+    ("data", "synth"): ("harness.data_commands:synth", "build the embedded synthetic emotional corpus"),
+    ("data", "splits"): ("harness.data_commands:splits", "write the Unseen or Mixed split manifest"),
+    ("data", "info"): ("harness.data_commands:info", "print the Table-1-style summary of a corpus/split"),
+    ("data", "import-motionx"): ("harness.data_commands:import_motionx",
                                  "convert Motion-X SMPL-X arrays to a HumanML3D-format folder"),
-    ("data", "import-bvh"): ("benchmark.corpus.commands:import_bvh",
+    ("data", "import-bvh"): ("harness.data_commands:import_bvh",
                              "convert BVH motion capture to a HumanML3D-format folder"),
     ("data", "bandai"): ("benchmark.corpus.bandai:bandai",
                          "build an L2-EMG corpus from the Bandai-Namco motion dataset (BVH)"),
-    ("tokenizer", "train"): ("benchmark.tokenizer.commands:train", "train the VQ-VAE motion tokenizer"),
-    ("evaluator", "train"): ("evaluators.commands:train", "train the T2M evaluator and emotion classifier"),
-    ("evaluator", "score"): ("evaluators.commands:score", "score ground truth against itself (the ceiling)"),
-    ("backbone", "pretrain"): ("benchmark.backbone.commands:pretrain_command",
+    ("tokenizer", "train"): ("harness.tokenizer_commands:train", "train the VQ-VAE motion tokenizer"),
+    ("evaluator", "train"): ("harness.evaluator_commands:train", "train the T2M evaluator and emotion classifier"),
+    ("evaluator", "score"): ("harness.evaluator_commands:score", "score ground truth against itself (the ceiling)"),
+    ("backbone", "pretrain"): ("harness.backbone_commands:pretrain_command",
                                "build (or reuse) a preset's pretrained tiny backbone stage"),
-    ("stages", "release"): ("benchmark.reference_commands:release_command",
+    ("stages", "release"): ("harness.reference_commands:release_command",
                             "copy a preset's stages into the package as a reference version"),
-    ("methods",): ("benchmark.strategy.commands:methods", "list the registered strategies"),
-    ("run",): ("benchmark.runner:run_command", "train one strategy through all experiences and evaluate"),
-    ("sweep",): ("benchmark.sweep:sweep", "methods x settings x orders x seeds, resumable"),
-    ("status",): ("benchmark.sweep_status:status", "finished / running / failed / pending runs of a sweep"),
+    ("methods",): ("harness.method_commands:methods", "list the registered strategies"),
+    ("run",): ("harness.runner:run_command", "train one strategy through all experiences and evaluate"),
+    ("sweep",): ("harness.sweep:sweep", "methods x settings x orders x seeds, resumable"),
+    ("status",): ("harness.sweep_status:status", "finished / running / failed / pending runs of a sweep"),
     ("leaderboard",): ("leaderboard.commands:leaderboard", "tables (CSV + LaTeX) and figures from run folders"),
-    ("floor",): ("benchmark.floor:floor",
+    ("floor",): ("harness.floor:floor",
                  "measure FR's no-forgetting floor on finished runs (regenerate the final model)"),
     ("validity",): ("leaderboard.commands:validity",
                     "does the protocol measure? chance, learning, upper bound, forgetting, noise"),
@@ -49,7 +49,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                    "a results/ folder from run folders: leaderboard, validity, claims, generated README"),
     ("reproduce",): ("leaderboard.reproduce:reproduce",
                      "compare your runs with reference results: inside the CI? same stages?"),
-    ("bench",): ("benchmark.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),
+    ("bench",): ("harness.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),
     ("export",): ("benchmark.corpus.bvh_export:export",
                   "write a run's generated and ground-truth samples as BVH (SMPL skeleton)"),
 }
@@ -68,13 +68,14 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     groups: dict[str, argparse._SubParsersAction] = {}
     handlers: dict = {}
     for words, (target, help_) in COMMANDS.items():
+        listed = help_.replace("%", "%%")          # argparse %-formats help, not descriptions
         if len(words) == 1:
-            sub = top.add_parser(words[0], help=help_, description=help_)
+            sub = top.add_parser(words[0], help=listed, description=help_)
         else:
             if words[0] not in groups:
                 g = top.add_parser(words[0], help=f"{words[0]} commands")
                 groups[words[0]] = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
-            sub = groups[words[0]].add_parser(words[1], help=help_, description=help_)
+            sub = groups[words[0]].add_parser(words[1], help=listed, description=help_)
         # configure only the chosen command (imports its module)
         if list(words) == argv[: len(words)]:
             add_args, fn = _load(target)

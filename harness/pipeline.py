@@ -1,7 +1,7 @@
 """``l2emg bench``: the whole evaluation protocol end to end.
 
 corpus -> split manifests -> VQ-VAE tokenizer -> T2M evaluator -> every system x setting x
-scenario order x seed (``benchmark.sweep``) -> leaderboard (CSV, LaTeX, heat maps, renders) ->
+scenario order x seed (``harness.sweep``) -> leaderboard (CSV, LaTeX, heat maps, renders) ->
 statistics across orders and methods -> a summary table on the terminal.
 
 Everything lands under ``--out``: ``cache/`` (shared stages, reused by content hash),
@@ -17,8 +17,8 @@ from benchmark.io import DataError, atomic_write_json, peak_rss_mb
 
 
 def bench_args(p) -> None:
-    from benchmark.runner import add_shared_options
-    from benchmark.sweep import add_grid_args
+    from harness.runner import add_shared_options
+    from harness.sweep import add_grid_args
 
     add_grid_args(p)
     p.add_argument("--out", help="output folder (default runs/<preset>)")
@@ -40,8 +40,8 @@ def bench_args(p) -> None:
 
 
 def bench(args) -> int:
-    from benchmark.runner import shared_options
-    from benchmark.sweep import SweepConfig, _print_report, grid_from_args, sweep_runs
+    from harness.runner import shared_options
+    from harness.sweep import SweepConfig, _print_report, grid_from_args, sweep_runs
 
     t0 = time.time()
     out = Path(args.out or f"runs/{args.preset}")
@@ -74,7 +74,7 @@ def _measure_floors(runs: Path, methods: str, gens: int, options: dict) -> int:
     """``l2emg floor`` on the finished continual runs of ``methods`` (``all``; ``lower``: the
     validity report's lower bound; ``none``; or names) that have no ``fr_floor.json`` yet;
     returns how many were measured."""
-    from benchmark.floor import FLOOR_FILE, measure
+    from harness.floor import FLOOR_FILE, measure
     from benchmark.io import read_json
 
     if methods == "lower":

@@ -30,6 +30,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
+from benchmark.identity import RunKey
 from benchmark.io import DataError, default_cache, hash_json
 from evaluators.protocol import EvalSettings
 
@@ -118,54 +119,6 @@ DEFAULT_PRESET = "default"
 
 
 # ----------------------------------------------------------------------------- the tree
-@dataclass(frozen=True)
-class RunKey:
-    """Who a run is: (method, setting, order, seed, preset).  ``order`` is what was asked for
-    (``1|2|3`` or comma-separated subset names) or, read back from a result file, its name
-    (``1|2|3|custom-<slugs>``); :attr:`order_name` is the name either way.
-
-    The leaderboard reads it from result files (:meth:`from_result`) and names a run by
-    :attr:`cell` (a leaderboard merges runs of one preset only, so the preset is checked as a
-    field that must agree, not as part of the cell); the sweep labels run folders by
-    :attr:`label`."""
-
-    method: str
-    setting: str = "unseen"
-    order: str = "1"
-    seed: int = 0
-    preset: str | None = "tiny"
-
-    @property
-    def order_name(self) -> str:
-        from benchmark.splits import order_name
-
-        text = str(self.order)
-        if text.startswith("custom-") and "," not in text:     # already a name
-            return text
-        return order_name(text)
-
-    @property
-    def cell(self) -> tuple[str, str, str, int]:
-        """(method, setting, order name, seed): two runs with the same cell are one run twice."""
-        return (self.method, self.setting, self.order_name, int(self.seed))
-
-    @property
-    def label(self) -> str:
-        """``method/setting/order<order>/seed<seed>`` (the sweep's run label)."""
-        return f"{self.method}/{self.setting}/order{self.order}/seed{self.seed}"
-
-    @classmethod
-    def from_result(cls, result: dict, config: dict | None = None) -> "RunKey":
-        """The key a finished run's ``result.json`` (and ``config.json``) record."""
-        config = config or {}
-        order = result["order"]
-        order = order.get("name") if isinstance(order, dict) else order
-        preset = result.get("preset", config.get("preset"))
-        return cls(method=str(result["method"]), setting=str(result["setting"]).lower(),
-                   order=str(order), seed=int(result["seed"]),
-                   preset=None if preset is None else str(preset))
-
-
 @dataclass(frozen=True)
 class StageSettings:
     """How the shared stages are built (part of their content hashes, and of the config hash)."""

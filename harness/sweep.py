@@ -2,7 +2,7 @@
 
 Resumable: a run folder with ``result.json`` is skipped, one with a checkpoint resumes from its
 last finished experience.  The shared stages (corpus, split manifests, tokenizer, evaluator,
-backbone) are built once before any run starts and reused by content hash (``benchmark.stages``),
+backbone) are built once before any run starts and reused by content hash (``harness.stages``),
 so parallel workers never race to train the same tokenizer.
 
 Executors (one progress bar across the sweep for all of them):
@@ -20,7 +20,7 @@ by the same absolute paths as the driver: both must lie on a filesystem every no
 The sweep records its plan in ``OUT/sweep.json`` and a run that failed for good in
 ``RUN/failed.json``; a worker marks the run it is working on with ``RUN/running.json`` and
 appends each (re)start to ``RUN/attempts.jsonl``.
-``l2emg status OUT`` reads these (see :mod:`benchmark.sweep_status`).
+``l2emg status OUT`` reads these (see :mod:`harness.sweep_status`).
 """
 from __future__ import annotations
 
@@ -65,15 +65,15 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        from benchmark.run_config import RunKey
+        from harness.run_config import RunKey
 
         return RunKey(self.method, self.setting, self.order, self.seed).label
 
 @dataclass
 class SweepConfig:
     """What to sweep and how.  ``run_options`` are passed to every run (preset, data paths,
-    device, ``--set`` overrides ...: flat :meth:`benchmark.run_config.RunConfig.from_options`
-    names), see :func:`benchmark.runner.shared_options`."""
+    device, ``--set`` overrides ...: flat :meth:`harness.run_config.RunConfig.from_options`
+    names), see :func:`harness.runner.shared_options`."""
 
     methods: list[str]
     settings: list[str] = field(default_factory=lambda: list(SETTINGS))
@@ -164,8 +164,8 @@ def _run_one(spec: RunSpec, run_options: dict, threads: int) -> tuple[str, str |
     """Run (or resume) one cell; returns (label, error or None, seconds).  Runs in a worker."""
     import torch
 
-    from benchmark import runner
-    from benchmark.cli import quiet_third_party_warnings
+    from harness import runner
+    from harness.cli import quiet_third_party_warnings
 
     quiet_third_party_warnings()
     torch.set_num_threads(max(1, threads))
@@ -227,10 +227,10 @@ def _die(sig: str) -> None:
 
 
 def make_run_config(spec: RunSpec, run_options: dict, resume: bool = False):
-    """The :class:`benchmark.run_config.RunConfig` of one cell (``spec.method`` is the run's
+    """The :class:`harness.run_config.RunConfig` of one cell (``spec.method`` is the run's
     label, e.g. es_moe+replay: the registered method + its plugins)."""
     from benchmark.identity import with_label_plugins
-    from benchmark.run_config import RunConfig
+    from harness.run_config import RunConfig
 
     method, overrides = with_label_plugins(spec.method, run_options.get("method_overrides"))
     opts = {**run_options, "method_overrides": overrides}
@@ -242,7 +242,7 @@ def prepare_stages(cfg: SweepConfig) -> dict:
     """Build the shared artefacts once (corpus, manifests, tokenizer, evaluator, backbone) in
     this process, so parallel runs only ever read them; returns their content hashes by
     (setting, seed)."""
-    from benchmark.runner import build_run_stages
+    from harness.runner import build_run_stages
 
     hashes = {}
     for setting in cfg.settings:
@@ -261,8 +261,8 @@ def check_grid(cfg: SweepConfig, specs: list[RunSpec], stage_hashes: dict | None
     returns {label: request hash}."""
     import shutil
 
-    from benchmark.run_config import check_folder_identity, request_identity
-    from benchmark.runner import validate_run_config
+    from harness.run_config import check_folder_identity, request_identity
+    from harness.runner import validate_run_config
 
     identities, refused = {}, []
     for s in specs:
@@ -563,7 +563,7 @@ def parse_orders(text: str) -> list[str]:
 
 
 def sweep_args(p) -> None:
-    from benchmark.runner import add_shared_options
+    from harness.runner import add_shared_options
 
     add_grid_args(p)
     p.add_argument("--out", required=True, help="folder of run folders")
@@ -571,7 +571,7 @@ def sweep_args(p) -> None:
 
 
 def sweep(args) -> int:
-    from benchmark.runner import shared_options
+    from harness.runner import shared_options
 
     cfg = SweepConfig(out=Path(args.out), run_options=shared_options(args),
                       **grid_from_args(args))

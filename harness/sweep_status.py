@@ -19,7 +19,7 @@ import socket
 from pathlib import Path
 
 from benchmark.io import DataError
-from benchmark.run_config import RunKey
+from harness.run_config import RunKey
 
 STATES = ("finished", "running", "interrupted", "failed", "pending", "other-config")
 _RUN_FILES = ("result.json", "progress.json", "config.json", "failed.json", "running.json")
@@ -69,7 +69,7 @@ def _identity(folder: Path) -> str | None:
     record = _read_json(folder / "config.json")
     if not isinstance(record, dict) or "method" not in record:
         return None
-    from benchmark.run_config import recorded_identity
+    from harness.run_config import recorded_identity
 
     return record.get("request_hash") or recorded_identity(record)
 

@@ -29,9 +29,9 @@ REPRODUCE_ATOL = 1e-9     # the reopened model must give the last row's R@1 to t
 
 
 def config_from_record(record: dict, **execution):
-    """The :class:`~benchmark.run_config.RunConfig` a ``config.json`` record was made from, with
+    """The :class:`~harness.run_config.RunConfig` a ``config.json`` record was made from, with
     the execution options (``out``, ``cache``, ``data``...) given here (they are not recorded)."""
-    from benchmark.run_config import EXECUTION_FIELDS, FIELDS, RunConfig
+    from harness.run_config import EXECUTION_FIELDS, FIELDS, RunConfig
 
     opts = {k: v for k, v in record.items() if k in FIELDS and k not in EXECUTION_FIELDS}
     order = record["order"]
@@ -43,7 +43,7 @@ def config_from_record(record: dict, **execution):
 def measure(run_dir: str | Path, gens: int = 10, **execution) -> dict:
     """Measure the empirical floor of one finished run, write ``RUN/fr_floor.json``, return it.
     ``execution``: the run's execution options (``cache``, ``data``, ``threads``...)."""
-    from benchmark.runner import thread_limits
+    from harness.runner import thread_limits
 
     with thread_limits(int(execution.get("threads") or 0)):
         return _measure(Path(run_dir), gens, execution)
@@ -53,7 +53,7 @@ def _measure(run_dir: Path, gens: int, execution: dict) -> dict:
     import torch
 
     from benchmark.io import code_version
-    from benchmark.runner import prepare
+    from harness.runner import prepare
     from evaluators.continual import empirical_forgetting_floor
 
     if gens < 2:

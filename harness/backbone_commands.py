@@ -7,7 +7,7 @@ import json
 def pretrain_command_args(parser) -> None:
     from benchmark.backbone.pretrain import RECIPES
     from benchmark.io import default_cache
-    from benchmark.run_config import DEFAULT_PRESET
+    from harness.run_config import DEFAULT_PRESET
 
     a = parser.add_argument
     a("--cache", default=default_cache(), help="stage cache folder (default: the shared one, "
@@ -21,8 +21,8 @@ def pretrain_command_args(parser) -> None:
 
 def pretrain_command(args) -> int:
     """Build (or reuse) the preset's pretrained backbone stage and print its record."""
-    from benchmark.run_config import RunConfig
-    from benchmark.runner import build_run_stages, pretrain_settings
+    from harness.run_config import RunConfig
+    from harness.runner import build_run_stages, pretrain_settings
 
     cfg = RunConfig.from_options(method="seq_lora", out="-", setting=args.setting,
                                  preset=args.preset, data=args.data, cache=args.cache)

@@ -8,7 +8,7 @@ from benchmark.reference import ROOT, STAGES, VERSION, release
 
 
 def release_command_args(p) -> None:
-    from benchmark.run_config import DEFAULT_PRESET, PRESETS
+    from harness.run_config import DEFAULT_PRESET, PRESETS
 
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=tuple(PRESETS),
                    help="whose stages to release (default: the embedded default)")
@@ -18,8 +18,8 @@ def release_command_args(p) -> None:
 
 
 def release_command(args) -> int:
-    from benchmark.run_config import RunConfig
-    from benchmark.runner import build_run_stages
+    from harness.run_config import RunConfig
+    from harness.runner import build_run_stages
 
     cfg = RunConfig.from_options(method="seq_lora", out=".", preset=args.preset,
                                  **({"cache": args.cache} if args.cache else {}),

@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmark.io import (DataError, atomic_torch_save, atomic_write_json, atomic_write_text,
                           default_cache, peak_rss_mb, provenance)
-from benchmark.run_config import DEFAULT_PRESET, PRESETS, RunConfig, config_record
+from harness.run_config import DEFAULT_PRESET, PRESETS, RunConfig, config_record
 from benchmark.seed import hash_seed
 from evaluators.protocol import EVAL_PARTS, RP_POOLS, Scorer
 
@@ -77,7 +77,7 @@ def _check_folder(out: Path, cfg: RunConfig) -> None:
     run, or an unfinished one without ``--resume``; ``--overwrite`` empties it first."""
     import shutil
 
-    from benchmark.run_config import check_folder_identity
+    from harness.run_config import check_folder_identity
 
     if cfg.execution.overwrite and out.exists():
         shutil.rmtree(out)
@@ -225,7 +225,7 @@ def _run(cfg: RunConfig) -> Path:
 def method_config_for(cfg: RunConfig, n_experiences: int | None = None):
     """The typed method config of a run: the preset's training overrides, then ``--set``; with
     ``n_experiences``, a joint method's step budget is scaled to the stream (:func:`_joint_budget`)."""
-    from benchmark.run_config import method_config as resolved
+    from harness.run_config import method_config as resolved
 
     method_config = resolved(cfg)
     return method_config if n_experiences is None else _joint_budget(cfg, method_config, n_experiences)
@@ -395,7 +395,7 @@ def build_run_stages(cfg: RunConfig):
     codes of its manifest's motions: ``(Stages, {id: codes})``."""
     from benchmark.backbone import TinyBackboneConfig
     from benchmark.backbone.pretrain import PretrainConfig
-    from benchmark.stages import build_stages, codes_stage
+    from harness.stages import build_stages, codes_stage
 
     ex, st = cfg.execution, cfg.stages
     stages = build_stages(ex.cache, data=ex.data, tokenizer=ex.tokenizer, evaluator=ex.evaluator,
@@ -605,7 +605,7 @@ def shared_options(args) -> dict:
         opts["r_precision_pool"] = args.rp_pool
     stream = getattr(args, "stream", None)
     if stream and stream != PRESETS[args.preset]["stream"]:
-        from benchmark.run_config import STREAM_SCALE
+        from harness.run_config import STREAM_SCALE
 
         opts.update(stream=stream, corpus_scale=STREAM_SCALE[stream])
     if gen:
