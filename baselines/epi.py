@@ -48,6 +48,9 @@ class EPIConfig(StrategyConfig):
 class EPI(MotionLMStrategy):
     """One isolated LoRA per scenario + Mahalanobis task identification of the prompt."""
 
+    display_name = "EPI"
+    paper_row = 4
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         # declared state (checkpointed; kept on the CPU in float64, where routing computes)

@@ -20,7 +20,7 @@ Built from :class:`~benchmark.strategy.plugins.EWCPlugin` (``--with ewc`` adds i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from benchmark.strategy import register_strategy
 from benchmark.strategy.plugins import EWCOptions, EWCPlugin
@@ -38,10 +38,11 @@ class EWCConfig(SeqLoRAConfig, EWCOptions):
 class EWCLoRA(SeqLoRA):
     """One LoRA trained sequentially with a diagonal-Fisher quadratic penalty."""
 
+    display_name = "EWC"
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        opts = {f.name: getattr(self.config, f.name) for f in fields(EWCOptions)}
-        self.ewc_plugin = self.use_plugin(EWCPlugin(**opts, seed=self.seed))
+        self.ewc_plugin = self.use_plugin(EWCPlugin.from_config(self.config, seed=self.seed))
 
     @property
     def ewc(self):

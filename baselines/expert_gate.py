@@ -51,6 +51,8 @@ class ExpertGateConfig(StrategyConfig):
 class ExpertGate(MotionLMStrategy):
     """One isolated LoRA per scenario + per-scenario autoencoders that pick the expert."""
 
+    display_name = "Expert Gate"
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         c = self.config

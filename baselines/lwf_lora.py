@@ -17,7 +17,7 @@ Built from :class:`~benchmark.strategy.plugins.LwFPlugin` (``--with lwf`` adds i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -37,10 +37,12 @@ class LwFLoRAConfig(SeqLoRAConfig, LwFOptions):
 class LwFLoRA(SeqLoRA):
     """One LoRA trained sequentially + distillation from the previous model on new data."""
 
+    display_name = "LwF-LoRA"
+    paper_row = 3
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        opts = {f.name: getattr(self.config, f.name) for f in fields(LwFOptions)}
-        self.lwf = self.use_plugin(LwFPlugin(**opts, seed=self.seed))
+        self.lwf = self.use_plugin(LwFPlugin.from_config(self.config, seed=self.seed))
 
     @property
     def teacher(self) -> dict[str, torch.Tensor] | None:

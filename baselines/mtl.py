@@ -23,6 +23,10 @@ class MTLConfig(StrategyConfig):
 class MTL(MotionLMStrategy):
     """Joint LoRA fine-tuning on the union of all scenarios (non-continual upper bound)."""
 
+    display_name = "MTL"
+    paper_row = 1
+    role = "upper_bound"      # the joint multi-task model
+
     joint = True
     ADAPTER = "joint"
 

@@ -50,6 +50,9 @@ class OLoRAConfig(StrategyConfig):
 class OLoRA(MotionLMStrategy):
     """A new LoRA per scenario kept orthogonal to the frozen earlier ones; all summed."""
 
+    display_name = "O-LoRA"
+    paper_row = 5
+
     @property
     def experts(self) -> list[str]:
         return lora.adapter_names(self.motion_lm)

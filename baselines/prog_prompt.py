@@ -176,6 +176,9 @@ class MotionRows(nn.Module):
 class ProgPrompt(MotionLMStrategy):
     """Frozen LM + one soft prompt per scenario, all earlier prompts prepended (frozen)."""
 
+    display_name = "Prog-Prompt"
+    paper_row = 6
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         lm, c = self.motion_lm, self.config

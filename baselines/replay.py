@@ -14,7 +14,7 @@ same method (same numbers, tested).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from benchmark.strategy import register_strategy
 from benchmark.strategy.plugins import ReplayOptions, ReplayPlugin
@@ -32,10 +32,11 @@ class ReplayConfig(SeqLoRAConfig, ReplayOptions):
 class Replay(SeqLoRA):
     """One LoRA trained sequentially on each scenario mixed with a reservoir memory."""
 
+    display_name = "Replay"
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        opts = {f.name: getattr(self.config, f.name) for f in fields(ReplayOptions)}
-        self.replay = self.use_plugin(ReplayPlugin(**opts, seed=self.seed))
+        self.replay = self.use_plugin(ReplayPlugin.from_config(self.config, seed=self.seed))
 
     @property
     def buffer(self):

@@ -135,6 +135,9 @@ class AttentiveSelector(nn.Module):
 class SAPT(MotionLMStrategy):
     """Per-scenario LoRA blocks mixed by a shared attentive gate kept stable by reflection."""
 
+    display_name = "SAPT"
+    paper_row = 7
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         dim = self.motion_lm.model.get_input_embeddings().weight.shape[1]

@@ -24,6 +24,10 @@ class SeqLoRAConfig(StrategyConfig):
 class SeqLoRA(MotionLMStrategy):
     """One LoRA adapter trained sequentially on every scenario (forgets)."""
 
+    display_name = "SeqLoRA"
+    paper_row = 2
+    role = "lower_bound"      # plain sequential fine-tuning
+
     ADAPTER = "seq"
 
     def before_experience(self, experience) -> None:

@@ -1,5 +1,5 @@
 """Add your own method: one file, one config, one class (``l2emg run --method l2_lora
---plugin examples/my_method.py --out runs/l2``).  L2-LoRA: SeqLoRA plus
+--strategy-file examples/my_method.py --out runs/l2``).  L2-LoRA: SeqLoRA plus
 a quadratic pull of the adapter towards its weights after the previous scenario."""
 from dataclasses import dataclass, field
 

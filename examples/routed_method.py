@@ -1,7 +1,8 @@
-"""A second example: a plugin and the routing hook (``l2emg run --method word_router
---plugin examples/routed_method.py --out runs/wr``).  Word-Router: one LoRA per scenario (the
-earlier ones frozen), a replay memory from the composable plugins, and at generation every prompt
-is sent to the adapter of the scenario whose training prompts share the most words with it."""
+"""A second example: a CL plugin and the routing hook (``l2emg run --method word_router
+--strategy-file examples/routed_method.py --out runs/wr``).  Word-Router: one LoRA per
+scenario (the earlier ones frozen), a replay memory from the composable CL plugins, and at
+generation every prompt is sent to the adapter of the scenario whose training prompts share
+the most words with it."""
 from dataclasses import dataclass, field
 
 from benchmark.strategy import MotionLMStrategy, Route, StrategyConfig, lora, register_strategy
@@ -19,7 +20,7 @@ class WordRouter(MotionLMStrategy):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.use_plugin(ReplayPlugin(self.config.mem_size, replay_batch_size=4, seed=self.seed))
+        self.use_plugin(ReplayPlugin(mem_size=self.config.mem_size, replay_batch_size=4, seed=self.seed))
         self.keep("words", [])            # per scenario: the words of its training prompts
 
     def before_experience(self, experience):

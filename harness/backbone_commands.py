@@ -22,9 +22,9 @@ def pretrain_command_args(parser) -> None:
 def pretrain_command(args) -> int:
     """Build (or reuse) the preset's pretrained backbone stage and print its record."""
     from harness.run_config import RunConfig
-    from harness.runner import build_run_stages, pretrain_settings
+    from harness.runner import build_run_stages, pretrain_settings, stage_method
 
-    cfg = RunConfig.from_options(method="seq_lora", out="-", setting=args.setting,
+    cfg = RunConfig.from_options(method=stage_method(), out="-", setting=args.setting,
                                  preset=args.preset, data=args.data, cache=args.cache)
     if args.recipe:      # the same merge as `run --set pretrain.recipe=...`
         cfg = cfg.replace(pretrain=pretrain_settings(args.preset, {"recipe": args.recipe}))

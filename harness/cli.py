@@ -49,6 +49,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                    "a results/ folder from run folders: leaderboard, validity, claims, generated README"),
     ("reproduce",): ("leaderboard.reproduce:reproduce",
                      "compare your runs with reference results: inside the CI? same stages?"),
+    ("report",): ("leaderboard.report:report",
+                  "one self-contained HTML page: leaderboard, validity, claims, heat maps, motions"),
     ("bench",): ("harness.pipeline:bench", "everything end to end: corpus -> runs -> leaderboard"),
     ("export",): ("benchmark.corpus.bvh_export:export",
                   "write a run's generated and ground-truth samples as BVH (SMPL skeleton)"),

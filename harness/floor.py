@@ -82,12 +82,12 @@ def _measure(run_dir: Path, gens: int, execution: dict) -> dict:
         raise DataError(config_path, f"the rebuilt config hash {st.record['config_hash']} is not "
                         f"the recorded {record['config_hash']} (stages recorded -> now: {diff})",
                         "pass the --cache, --data, --tokenizer, --evaluator, --backbone and "
-                        "--plugin the run was made with")
+                        "--strategy-file the run was made with")
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     if len(ckpt["run"]["rows"]) != n:
         raise DataError(ckpt_path, f"holds {len(ckpt['run']['rows'])} of {n} rows",
                         "rerun the run: the checkpoint is not its last")
-    st.strategy.restore(ckpt["strategy"])
+    st.strategy.load_state_dict(ckpt["strategy"])
     check, _, _, _ = st.scorer.cell(st.strategy, n, 0)       # the run's own seeds for r[N-1, 0]
     if abs(check["r_precision_top1"] - final[0]) > REPRODUCE_ATOL:
         raise DataError(ckpt_path, f"the reopened model gives R@1 {check['r_precision_top1']:.6f} "
@@ -123,7 +123,8 @@ def floor_args(parser) -> None:
     a("--tokenizer", help="motion tokenizer folder the runs were made with")
     a("--evaluator", help="evaluator folder the runs were made with")
     a("--backbone", default="tiny", help="'tiny' or the local model folder of the runs")
-    a("--plugin", action="append", default=[], help="extra strategy file (repeatable)")
+    a("--strategy-file", "--plugin", dest="strategy_files", action="append", default=[],
+      metavar="FILE.py", help="a .py file of extra strategies (and CL plugins) to register (repeatable; --plugin is its old name)")
     a("--device", default="cpu")
     a("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     a("--force", action="store_true", help="measure again where fr_floor.json exists")
@@ -132,7 +133,7 @@ def floor_args(parser) -> None:
 def floor(args) -> int:
     execution = dict(cache=args.cache, data=args.data, tokenizer=args.tokenizer,
                      evaluator=args.evaluator, backbone=args.backbone,
-                     plugins=tuple(args.plugin), device=args.device, threads=args.threads)
+                     plugins=tuple(args.strategy_files), device=args.device, threads=args.threads)
     for run in args.runs:
         path = Path(run) / FLOOR_FILE
         if path.is_file() and not args.force:

@@ -5,7 +5,8 @@ scenario order x seed (``harness.sweep``) -> leaderboard (CSV, LaTeX, heat maps,
 statistics across orders and methods -> a summary table on the terminal.
 
 Everything lands under ``--out``: ``cache/`` (shared stages, reused by content hash),
-``runs/`` (one folder per run), ``leaderboard/`` and ``stats/``.  Rerunning the same command
+``runs/`` (one folder per run), ``leaderboard/``, ``stats/`` and ``report/index.html`` (the
+self-contained page of ``l2emg report``).  Rerunning the same command
 skips finished runs and resumes interrupted ones.
 """
 from __future__ import annotations
@@ -55,6 +56,7 @@ def bench(args) -> int:
     _print_report(report)
     floors = _measure_floors(out / "runs", args.floor, args.floor_gens, options)
     summary = _leaderboard(out, cfg, args)
+    page = _report(out, args) if summary is not None else None
     wall = time.time() - t0
     atomic_write_json(out / "bench.json", {
         "wall_time_s": round(wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -66,8 +68,22 @@ def bench(args) -> int:
         print()
         print(summary)
     print(f"\nbench: {wall / 60:.1f} min wall, peak RSS {peak_rss_mb():.0f} MiB; "
-          f"leaderboard in {out / 'leaderboard'}, statistics in {out / 'stats'}")
+          f"leaderboard in {out / 'leaderboard'}, statistics in {out / 'stats'}"
+          + (f", report {page}" if page is not None else ""))
     return 1 if report["failed"] else 0
+
+
+def _report(out: Path, args) -> Path | None:
+    """OUT/report/index.html (`l2emg report`): the leaderboard, validity, claims, figures and
+    motions of every finished run on one self-contained page."""
+    from leaderboard.report import build_report
+
+    try:
+        return build_report([out / "runs"], out / "report", claims=getattr(args, "claims", None),
+                            figures=not args.no_figures)
+    except DataError as err:          # the tables above are written; the page is a view of them
+        print(f"bench: report skipped: {err}")
+        return None
 
 
 def _measure_floors(runs: Path, methods: str, gens: int, options: dict) -> int:
@@ -78,9 +94,9 @@ def _measure_floors(runs: Path, methods: str, gens: int, options: dict) -> int:
     from benchmark.io import read_json
 
     if methods == "lower":
-        from leaderboard.validity import LOWER
+        from benchmark.strategy import registry
 
-        methods = LOWER
+        methods = ",".join(registry.with_role("lower_bound"))
     if methods == "none":
         return 0
     wanted = None if methods == "all" else set(methods.split(","))

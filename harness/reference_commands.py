@@ -19,9 +19,9 @@ def release_command_args(p) -> None:
 
 def release_command(args) -> int:
     from harness.run_config import RunConfig
-    from harness.runner import build_run_stages
+    from harness.runner import build_run_stages, stage_method
 
-    cfg = RunConfig.from_options(method="seq_lora", out=".", preset=args.preset,
+    cfg = RunConfig.from_options(method=stage_method(), out=".", preset=args.preset,
                                  **({"cache": args.cache} if args.cache else {}),
                                  rebuild_stages=True)
     stages, _ = build_run_stages(cfg)

@@ -71,9 +71,9 @@ PRESETS: dict[str, dict] = {
     # docs/backbone.md: 2,000 steps per scenario, LoRA r 16 on all seven linear maps, lr 3e-3
     # -> R@1 0.29 on Daily Life against a 0.67 ceiling; 200 steps give 0.04-0.09): about 10x
     # the training time of `tiny` per run.  The rate decays to 0 over each experience (cosine):
-    # a lower training loss on every experience than a constant rate (docs/results-long).  A
+    # a lower training loss on every experience than a constant rate (docs/backbone.md).  A
     # peak rate of 6e-3 won a val-part selection (docs/backbone.md) but its 8-scenario runs did
-    # not raise the diagonal and lowered AR, so the rate stays 3e-3 (docs/results-long/lr6e-3)
+    # not raise the diagonal and lowered AR, so the rate stays 3e-3 (docs/backbone.md)
     "long": {**_TINY, "train": dict(lr=3e-3, epochs=1000, batch_size=16, max_steps=2000, lora_r=16,
                                     target_modules=("q_proj", "k_proj", "v_proj", "o_proj",
                                                     "gate_proj", "up_proj", "down_proj"),
@@ -81,7 +81,7 @@ PRESETS: dict[str, dict] = {
     # real motion capture by --data (the Bandai-Namco corpus of `l2emg data bandai`): the tiny
     # stages, budget and protocol (batch 32, 64 test motions per subset).  The full dataset's
     # smallest test subset has 78 motions; the shared 308-motion copy (6-15) is refused with the
-    # Scorer's error: use `--preset test` there (docs/results-real/README.md)
+    # Scorer's error: use `--preset test` there (docs/data.md, "The Bandai-Namco corpus")
     "real": {**_TINY},
     # LLaMA-2-7B by path on a GPU: --backbone /path/to/Llama-2-7b-hf --device cuda
     "paper": dict(max_test=0, r_precision_batch=32, r_precision_pool="subset", corpus_scale=1.0, scenario_style=0.0,
@@ -113,7 +113,7 @@ STREAM_SCALE: dict[str, float] = {"paper": 0.45, "conflict": 1.0}
 # The embedded default: the preset a command uses without --preset (and the README's main
 # command): the `conflict` stream, built so that sequential fine-tuning has something to forget
 # (results/conflict-pilot).  `long` is the paper-like stream at its 2,000-step budget
-# (docs/results-long).  (RunConfig.from_options without a preset keeps the Python API's old
+# (docs/backbone.md).  (RunConfig.from_options without a preset keeps the Python API's old
 # default, "tiny".)
 DEFAULT_PRESET = "default"
 
@@ -166,7 +166,7 @@ class Execution:
     overwrite: bool = False              # delete a run folder's contents first (another config's)
     rebuild_stages: bool = False         # train stages here instead of the shipped reference ones
     progress: bool = True
-    plugins: tuple[str, ...] = ()        # extra strategy files (--plugin)
+    plugins: tuple[str, ...] = ()        # extra strategy files (--strategy-file)
     threads: int = 0                     # torch threads (0 = torch's default)
     stop_after: int = 0                  # test hook: stop after this many experiences (0 = all)
     gradient_checkpointing: bool = False # recompute activations in backward (same numbers)

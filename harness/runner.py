@@ -343,7 +343,7 @@ def start_or_resume(st: RunState) -> None:
     if st.cfg.execution.resume and (out / "progress.json").exists():
         _check_resume(out, st.record)
         ckpt = torch.load(st.checkpoint, map_location="cpu", weights_only=False)
-        st.strategy.restore(ckpt["strategy"])
+        st.strategy.load_state_dict(ckpt["strategy"])
         _set_rng_state(ckpt["rng"])
         st.progress = Progress.from_dict(ckpt["run"])
         return
@@ -374,7 +374,7 @@ def train_experience(st: RunState, i: int) -> None:
     p.elapsed += st.lap()
     _save_matrices(st.out, p.rows, st.names, st.keys)
     config_hash = st.record["config_hash"]
-    atomic_torch_save(st.checkpoint, {"strategy": st.strategy.checkpoint_state(), "rng": _rng_state(),
+    atomic_torch_save(st.checkpoint, {"strategy": st.strategy.state_dict(), "rng": _rng_state(),
                                       "run": p.to_dict(), "config_hash": config_hash})
     atomic_write_json(st.out / "progress.json", {"finished": i + 1, "n_experiences": n,
                                                  "config_hash": config_hash})
@@ -388,6 +388,15 @@ def _record_routing(st: RunState, n_trained: int, n: int) -> None:
 
     with isolated():
         record_routing(st.out, st.strategy, st.scorer.tests, st.names, n_trained, n)
+
+
+def stage_method() -> str:
+    """The method a command that only builds stages names in its run config (the stages do not
+    depend on it): the registered lower bound, plain sequential fine-tuning."""
+    from benchmark.strategy import registry
+
+    registry.discover()
+    return registry.role_method("lower_bound")
 
 
 def build_run_stages(cfg: RunConfig):
@@ -485,10 +494,14 @@ def finish(st: RunState) -> None:
     key = cfg.key
     from benchmark.identity import run_label
 
+    from benchmark.strategy.registry import method_info
+
     plugins = list(record["method_config"].get("with_plugins", ()))
     result = {
         # the run's identity: the method + its composable plugins (es_moe+replay)
         "method": run_label(key.method, plugins), "base_method": key.method, "plugins": plugins,
+        # what the leaderboard shows of it (display name, role, paper row: the class's facts)
+        "method_info": method_info(key.method),
         "setting": key.setting, "order": record["order"]["name"],
         "seed": key.seed, "preset": key.preset, "scenario_order": st.names,
         "n_experiences": len(p.rows), "aggregates": aggregates,
@@ -539,7 +552,8 @@ def add_shared_options(parser, cache_default: str | None = None) -> None:
     a("--tokenizer", help="motion tokenizer folder (default: trained in --cache)")
     a("--evaluator", help="evaluator folder (default: trained in --cache)")
     a("--backbone", default="tiny", help="'tiny' or a local Hugging Face model folder")
-    a("--plugin", action="append", default=[], help="extra strategy file (repeatable)")
+    a("--strategy-file", "--plugin", dest="strategy_files", action="append", default=[],
+      metavar="FILE.py", help="a .py file of extra strategies (and CL plugins) to register (repeatable; --plugin is its old name)")
     a("--with", dest="with_plugins", default="", metavar="PLUGINS",
       help="composable CL plugins added to the method, e.g. ewc,replay,lwf (method config "
            "with_plugins: in the config hash); options as --set replay.mem_size=N")
@@ -588,7 +602,7 @@ def shared_options(args) -> dict:
     if getattr(args, "with_plugins", ""):
         method["with_plugins"] = args.with_plugins
     opts = dict(preset=args.preset, data=args.data, tokenizer=args.tokenizer,
-                evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.plugin),
+                evaluator=args.evaluator, backbone=args.backbone, plugins=tuple(args.strategy_files),
                 device=args.device, max_test=args.max_test, threads=args.threads,
                 full_matrix=args.full_matrix, eval_part=args.eval_part,
                 train_fraction=args.train_fraction,

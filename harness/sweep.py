@@ -37,11 +37,6 @@ from typing import Iterator
 
 from benchmark.io import DataError, atomic_write_json
 
-# the systems of the paper's Table 2, in its row order
-PAPER_METHODS: tuple[str, ...] = (
-    "mtl", "seq_lora", "lwf_lora", "epi", "o_lora", "prog_prompt", "sapt",
-    "es_moe", "es_moe_no_cged", "es_moe_no_samoe", "es_moe_no_emo_loss",
-)
 SETTINGS: tuple[str, ...] = ("unseen", "mixed")
 EXECUTORS: tuple[str, ...] = ("local", "ray", "slurm")
 PLAN_FILE = "sweep.json"
@@ -486,10 +481,11 @@ def _execute_slurm(pending: list[RunSpec], cfg: SweepConfig, threads: int) -> It
 # ----------------------------------------------------------------------------- CLI
 def add_grid_args(p) -> None:
     """Arguments shared by ``sweep`` and ``bench``."""
-    p.add_argument("--methods", default=",".join(PAPER_METHODS),
-                   help="comma-separated registered names, or 'all' (default: the paper's 11 "
-                        "systems); NAME+PLUGIN[+PLUGIN] composes CL plugins, e.g. "
-                        "seq_lora,es_moe,es_moe+replay (--with adds plugins to every method)")
+    p.add_argument("--methods", default="paper",
+                   help="comma-separated registered names, 'all', or 'paper' (the default: the "
+                        "systems of the paper's Table 2, in its row order, as their classes' "
+                        "paper_row says); NAME+PLUGIN[+PLUGIN] composes CL plugins, e.g. "
+                        "A,B,B+replay (--with adds plugins to every method)")
     p.add_argument("--settings", default="unseen,mixed", help="comma-separated: unseen,mixed")
     p.add_argument("--orders", default="1,2,3",
                    help="comma-separated order numbers (1,2,3); an explicit order is ';'-separated "
@@ -521,19 +517,17 @@ def add_grid_args(p) -> None:
 
 
 def grid_from_args(args) -> dict:
-    from benchmark.strategy.registry import available, discover
+    from benchmark.strategy.registry import available, discover, paper_methods
 
-    for plugin in getattr(args, "plugin", None) or []:
-        from benchmark.strategy.registry import load_plugin
-
-        load_plugin(plugin)
-    discover()
+    discover(getattr(args, "strategy_files", None) or ())
     from benchmark.identity import split_label
     from benchmark.strategy.plugins import PLUGINS
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if methods == ["all"]:
         methods = list(available())
+    elif methods == ["paper"]:
+        methods = paper_methods()
     unknown = [m for m in methods if split_label(m)[0] not in available()]
     if unknown:
         raise DataError(None, f"unknown method(s) {unknown}",
@@ -541,7 +535,8 @@ def grid_from_args(args) -> dict:
     bad = sorted({p for m in methods for p in split_label(m)[1] if p not in PLUGINS})
     if bad:
         raise DataError(None, f"unknown plugin(s) {bad} in --methods",
-                        f"compose a method with {', '.join(sorted(PLUGINS))}, e.g. es_moe+replay")
+                        f"compose a method with {', '.join(sorted(PLUGINS))}, e.g. "
+                        f"{split_label(methods[0])[0]}+{min(PLUGINS, default='PLUGIN')}")
     orders = parse_orders(args.orders)
     return dict(methods=methods, settings=[s.strip() for s in args.settings.split(",") if s.strip()],
                 orders=orders, seeds=[int(s) for s in args.seeds.split(",") if s.strip()],

@@ -202,10 +202,7 @@ def check_validity(run_dirs: list[str | Path], out_dir: str | Path, *, upper: st
     from leaderboard.tables import to_csv_text
     from leaderboard.validity import to_markdown, validity
 
-    from leaderboard.validity import LOWER, UPPER
-
-    table = validity(load_runs(run_dirs, allow_mixed=allow_mixed), upper=upper or UPPER,
-                     lower=lower or LOWER)
+    table = validity(load_runs(run_dirs, allow_mixed=allow_mixed), upper=upper, lower=lower)
     out = Path(out_dir)
     atomic_write_text(out / "validity.csv", to_csv_text(table))
     atomic_write_text(out / "validity.md", to_markdown(table))
@@ -215,11 +212,10 @@ def check_validity(run_dirs: list[str | Path], out_dir: str | Path, *, upper: st
 def validity_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", help="run folders or folders containing them")
     parser.add_argument("--out", required=True, help="output folder (validity.csv, validity.md)")
-    from leaderboard.validity import LOWER, UPPER
-
-    parser.add_argument("--upper", default=UPPER, help=f"the joint upper-bound method (default {UPPER})")
-    parser.add_argument("--lower", default=LOWER,
-                        help=f"the sequential lower-bound method (default {LOWER})")
+    parser.add_argument("--upper", help="the joint upper-bound method (default: the runs' method "
+                        "whose class declares role upper_bound)")
+    parser.add_argument("--lower", help="the sequential lower-bound method (default: the runs' "
+                        "method whose class declares role lower_bound)")
     parser.add_argument("--allow-mixed", action="store_true", help="merge different configurations")
 
 

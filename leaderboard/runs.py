@@ -161,7 +161,7 @@ def _read_matrices(run_dir: Path, order: list[str]) -> tuple[dict[str, pd.DataFr
 
     mdir = run_dir / "matrices"
     if not mdir.is_dir() and any((run_dir / f"{k}.csv").is_file() for k in METRIC_KEYS):
-        mdir = run_dir          # a flattened copy of a run folder (docs/results-*/<method>/)
+        mdir = run_dir          # a flattened copy of a run folder (tests/data/pinned/seq_lora_flat/)
     if not mdir.is_dir():
         raise DataError(mdir, "matrices/ folder is missing", "rerun the run (its evaluation did not finish)")
 
@@ -242,6 +242,12 @@ def load_run(run_dir: str | Path, strict: bool = False) -> Run:
             agg["route_own"] = float(np.nanmean(last))
     stages = dict(res.get("stage_hashes") or config.get("stage_hashes") or {})
     key = RunKey.from_result(res, config)
+    if "method_info" in res:      # the method's facts (older runs: the registry's, see methods)
+        from benchmark.identity import split_label
+        from leaderboard.methods import check_info, remember
+
+        remember(res.get("base_method") or split_label(key.method)[0],
+                 check_info(res["method_info"], res_path))
     extra = {}
     if isinstance(res.get("generation_failure_rate"), (int, float)):
         extra["generation_failure_rate"] = float(res["generation_failure_rate"])

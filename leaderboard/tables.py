@@ -12,16 +12,12 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import DataError
+from leaderboard.methods import display_name, latex_name
+from leaderboard.methods import sort_key as method_sort_key
 from leaderboard.runs import Run, is_lower_better, runs_frame
 
-# Registered method name -> display name, in the paper's row order (then others alphabetically).
-METHOD_DISPLAY: dict[str, str] = {
-    "mtl": "MTL", "seq_lora": "SeqLoRA", "lwf_lora": "LwF-LoRA", "epi": "EPI", "o_lora": "O-LoRA",
-    "prog_prompt": "Prog-Prompt", "sapt": "SAPT", "replay": "Replay", "ewc": "EWC",
-    "es_moe": "ES-MoE", "es_moe_no_cged": "w/o CGED", "es_moe_no_samoe": "w/o SAMoE",
-    "es_moe_no_emo_loss": "w/o L_emo", "es_moe_routed": "ES-MoE (routed)", "expert_gate": "Expert Gate",
-}
-LATEX_DISPLAY: dict[str, str] = {"es_moe_no_emo_loss": r"w/o $\mathcal{L}_{emo}$"}
+# A method's display name and table order are its facts (leaderboard.methods): display_name(label),
+# method_sort_key(label) (the paper's row order, a composed label after its method, then the rest).
 TABLE_METRICS: tuple[str, ...] = ("AF", "AR", "AD", "AMM", "AWF", "FR")
 DECIMALS: dict[str, int] = {"AF": 2, "AR": 3, "AD": 2, "AMM": 2, "AWF": 3, "FR": 2, "AR3": 3,
                             "BWT": 2, "FWT": 2, "route_own": 2}
@@ -35,28 +31,6 @@ ARROWS: dict[bool, str] = {True: "↓", False: "↑"}      # lower is better -> 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}"}
-
-
-PLUGIN_DISPLAY: dict[str, str] = {"replay": "Replay", "ewc": "EWC", "lwf": "LwF"}
-
-
-def display_name(method: str) -> str:
-    """Table name of a run label: ``es_moe`` -> ES-MoE, ``es_moe+replay`` -> ES-MoE + Replay."""
-    from benchmark.identity import split_label
-
-    base, plugins = split_label(method)
-    return " + ".join([METHOD_DISPLAY.get(base, base), *(PLUGIN_DISPLAY.get(p, p) for p in plugins)])
-
-
-def method_sort_key(method: str) -> tuple[int, str]:
-    """Paper order for registered methods (a composed label ``es_moe+replay`` right after its
-    method), then the rest alphabetically."""
-    from benchmark.identity import split_label
-
-    order = list(METHOD_DISPLAY)
-    base, plugins = split_label(method)
-    rest = "+".join(plugins)
-    return (order.index(base), rest) if base in order else (len(order), method.lower())
 
 
 def latex_escape(text: str) -> str:
@@ -390,7 +364,7 @@ def to_latex(summary: pd.DataFrame, metrics: list[str] | None = None, with_std: 
              "floor": r"\textit{Floor (real vs real, same $n$)}"}
 
     def row(source: str, method: str, suffix: str = "") -> str:
-        name = names.get(source) or LATEX_DISPLAY.get(method) or latex_escape(display_name(method))
+        name = names.get(source) or latex_name(method) or latex_escape(display_name(method))
         cells = [name + suffix]
         for st in settings:
             for mt in metrics:

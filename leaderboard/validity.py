@@ -24,8 +24,9 @@ and confidence interval, so that a leaderboard is only read once its instrument 
    above chance (a fade of values at chance is noise).
 
 ``validity(runs) -> DataFrame`` (one row per check and setting); ``to_markdown``.  Which methods
-are the joint upper bound and the sequential lower bound is an argument (defaults ``mtl`` and
-``seq_lora``, the paper's), not something the code assumes.
+are the joint upper bound and the sequential lower bound is an argument; by default the runs'
+methods whose facts (``result.json`` ``method_info``, else the strategy registry) give them the
+role ``upper_bound`` / ``lower_bound`` (in this project ``mtl`` and ``seq_lora``, the paper's).
 """
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ import pandas as pd
 from leaderboard.runs import Run
 from leaderboard.stats import mean_t_ci, runs_to_resolve
 
-UPPER, LOWER = "mtl", "seq_lora"      # the paper's joint upper and sequential lower bound
 COLUMNS = ("check", "setting", "value", "target", "ci_low", "ci_high", "passed", "detail")
 
 
@@ -275,8 +275,20 @@ def check_fade(lower: list[Run], setting: str, name: str) -> dict:
                 detail=detail)
 
 
-def validity(runs: list[Run], upper: str = UPPER, lower: str = LOWER) -> pd.DataFrame:
-    """The six checks per setting (see the module docstring)."""
+def bound(runs: list[Run], role: str) -> str:
+    """The method of ``role`` (``upper_bound`` / ``lower_bound``) among the runs' methods (else
+    the registry's), by the methods' facts; "" when there is none."""
+    from leaderboard.methods import with_role
+
+    found = with_role(role, {r.method for r in runs})
+    return found[0] if found else ""
+
+
+def validity(runs: list[Run], upper: str | None = None, lower: str | None = None) -> pd.DataFrame:
+    """The six checks per setting (see the module docstring); ``upper`` / ``lower`` default to
+    :func:`bound` of the runs."""
+    upper = upper or bound(runs, "upper_bound")
+    lower = lower or bound(runs, "lower_bound")
     rows = []
     for setting in sorted({r.setting for r in runs}):
         rs = [r for r in runs if r.setting == setting]

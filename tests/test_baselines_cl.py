@@ -207,11 +207,11 @@ def _params(s, adapter):
 
 
 def _assert_restores(s, backbone):
-    """checkpoint_state -> restore into a fresh strategy: the same greedy generations."""
+    """state_dict -> load_state_dict into a fresh strategy: the same greedy generations."""
     from benchmark.backbone import GenerationSettings
 
     fresh = _strategy(s.name, backbone, **s.config.to_dict())
-    fresh.restore(s.checkpoint_state())
+    fresh.load_state_dict(s.state_dict())
     texts = ["a person dance spins", "a person boxer punches"]
     greedy = GenerationSettings(do_sample=False, max_new_tokens=5)
     assert [c.tolist() for c in s.generate(texts, greedy)] == \
@@ -281,7 +281,7 @@ def test_replay_buffer_fills_and_batches_mix_memory(backbone):
     s.is_training = True
     batch = s.collate(_items(1, 2, seed=3))
     assert batch["input_ids"].shape[0] == 5 and batch["subset"].tolist().count(0) == 3
-    state = s.checkpoint_state()["plugins"]["replay"]["buffer"]
+    state = s.state_dict()["plugins"]["replay"]["buffer"]
     assert state["n_seen"] == 8
     s.is_training = False
     assert [it["id"] for it in _assert_restores(s, backbone).buffer.items] == \

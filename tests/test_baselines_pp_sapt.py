@@ -115,7 +115,7 @@ def test_prog_prompt_checkpoint_round_trip(prog, tiny_backbone_dir):
 
     s, _, _ = prog
     other = ProgPrompt(motion_lm=_motion_lm(tiny_backbone_dir), config=s.config, seed=0)
-    other.restore(s.checkpoint_state())
+    other.load_state_dict(s.state_dict())
     assert len(other.prompts) == 3
     for a, b in zip(s.prompts.raw, other.prompts.raw):
         assert torch.equal(a, b)
@@ -323,7 +323,7 @@ def test_sapt_generation_and_checkpoint_round_trip(sapt, tiny_backbone_dir):
     out = s.generate(TEXT_LIST, _greedy())
     assert len(out) == 3 and all(((o >= 0) & (o < N_CODES)).all() for o in out)
     other = SAPT(motion_lm=_motion_lm(tiny_backbone_dir), config=s.config, seed=0)
-    other.restore(s.checkpoint_state())
+    other.load_state_dict(s.state_dict())
     torch.testing.assert_close(other.attention(TEXT_LIST), s.attention(TEXT_LIST))
     for a, b in zip(out, other.generate(TEXT_LIST, _greedy())):
         np.testing.assert_array_equal(a, b)

@@ -151,7 +151,7 @@ def test_diagnostics_logged_per_experience():
     row = s.history[-1]
     assert row["diag_gate_entropy"] == d["gate_entropy"] and "diag_usage_s2_e2" in row
     t = strategy("es_moe", diag_prompts=4)
-    t.restore(s.checkpoint_state())
+    t.load_state_dict(s.state_dict())
     assert t.diagnostics == s.diagnostics
     off = strategy("es_moe", diag_prompts=0)
     off.train(experiences(1)[0])
@@ -319,9 +319,9 @@ def test_checkpoint_roundtrip_restores_bank_and_dictionary():
     s = strategy("es_moe")
     for exp in experiences(2):
         s.train(exp)
-    state = s.checkpoint_state()
+    state = s.state_dict()
     t = strategy("es_moe")
-    t.restore(state)
+    t.load_state_dict(state)
     assert t.experts == s.experts
     assert torch.equal(t.method_modules["cged"].dictionary, s.method_modules["cged"].dictionary)
     s.model.eval(), t.model.eval()

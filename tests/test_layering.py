@@ -163,3 +163,14 @@ def test_lower_layers_never_import_the_orchestration_layer():
     assert not bad, f"foundation/strategy/evaluator/leaderboard modules import the harness: {bad}"
 
 
+
+
+def test_strategy_config_and_cl_plugins_import_one_way():
+    """config -> plugins -> fields: the CL plugins (and their registry) never import the strategy
+    config, registry or base, so the config may validate ``--with`` against the plugin registry
+    without an import circle."""
+    graph = import_graph()
+    assert "benchmark.strategy.plugins" in graph["benchmark.strategy.config"]
+    assert "benchmark.strategy.fields" in graph["benchmark.strategy.plugins"]
+    assert not graph["benchmark.strategy.plugins"] & {
+        "benchmark.strategy.config", "benchmark.strategy.registry", "benchmark.strategy.base"}

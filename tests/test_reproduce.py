@@ -75,3 +75,21 @@ def test_publish_makes_a_results_folder_from_runs(tmp_path):
     ref = pd.read_csv(tmp_path / "res" / "reference.csv")
     assert set(ref["system"]) == {"seq_lora", "mtl"}
     assert (tmp_path / "res" / "leaderboard" / "leaderboard_wide.md").is_file()
+
+
+def test_publish_puts_its_table_into_a_readme_block(tmp_path, capsys):
+    from leaderboard.publish import README_BEGIN, README_END
+
+    runs = _grid(tmp_path / "runs")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\nno block here\n")
+    argv = ["publish", str(runs), "--out", str(tmp_path / "res"), "--title", "T", "--no-figures",
+            "--readme", str(readme)]
+    assert main(argv) == 2 and "results block" in capsys.readouterr().err
+    readme.write_text(f"# Project\n\n{README_BEGIN}\nold table\n{README_END}\n\nafter\n")
+    assert main(argv) == 0
+    text = readme.read_text()
+    table = (tmp_path / "res" / "readme_table.md").read_text()
+    assert "old table" not in text and text.endswith(f"{README_END}\n\nafter\n")
+    assert f"{README_BEGIN}\n{table}{README_END}" in text
+    assert "| SeqLoRA |" in table and "| Chance |" in table and "l2emg publish" in table

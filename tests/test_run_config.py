@@ -126,8 +126,9 @@ def test_the_run_key_is_the_leaderboards_and_the_sweeps():
     assert RunKey.from_result({"method": "seq_lora", "setting": "Unseen", "seed": 0,
                                "order": {"name": "custom-dance-sports"}}).cell == key.cell
     assert RunSpec("seq_lora", "unseen", "1", 2, Path("x")).label == "seq_lora/unseen/order1/seed2"
-    run = load_run(REPO / "docs" / "results-long" / "seq_lora")   # a flattened copy of a run folder
-    res = json.loads((REPO / "docs" / "results-long" / "seq_lora" / "result.json").read_text())
+    flat = REPO / "tests" / "data" / "pinned" / "seq_lora_flat"   # a flattened copy of a run folder
+    run = load_run(flat)
+    res = json.loads((flat / "result.json").read_text())
     assert run.run_key == RunKey.from_result(res) == RunKey("seq_lora", "unseen", "1", 0, "tiny")
     assert run.key == run.run_key.cell
 

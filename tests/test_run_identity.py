@@ -90,6 +90,46 @@ def test_sweep_cli_refuses_unknown_plugin_in_methods(tmp_path, capsys):
     assert "unknown plugin" in capsys.readouterr().err
 
 
+PLUGIN_FILE = '''
+from dataclasses import dataclass, field
+
+import torch
+
+from benchmark.strategy import CLPlugin, register_plugin
+
+
+@dataclass
+class ConstOptions:
+    value: float = field(default=1.0, metadata={"help": "the constant term"})
+
+
+@register_plugin("const_term", options=ConstOptions)
+class ConstTerm(CLPlugin):
+    """A constant loss term (moves nothing; logged as const)."""
+
+    def loss_terms(self, strategy, batch, outputs):
+        return {"const": torch.tensor(self.options.value)}
+'''
+
+
+def test_a_cl_plugin_from_a_strategy_file_runs_with_with(cli_common, tmp_path):
+    """A CL plugin registered in a strategy file (given by the old option name --plugin, which
+    still works) is taken by --with and its option by --set; the run is named by its label."""
+    path = tmp_path / "const_plugin.py"
+    path.write_text(PLUGIN_FILE)
+    out = tmp_path / "run"
+    assert main(["run", "--method", "seq_lora", "--plugin", str(path), "--with", "const_term",
+                 "--set", "const_term.value=0.25", "--out", str(out), *cli_common]) == 0
+    log = pd.read_csv(out / "train_log.csv")
+    assert list(log.columns) == ["experience", "epoch", "steps", "lm_loss", "extra_loss", "const"]
+    assert log["const"].tolist() == pytest.approx([0.25] * len(log))
+    assert log["extra_loss"].tolist() == pytest.approx([0.25] * len(log))
+    res = json.loads((out / "result.json").read_text())
+    assert res["method"] == "seq_lora+const_term" and res["plugins"] == ["const_term"]
+    mc = json.loads((out / "config.json").read_text())["method_config"]
+    assert mc["with_plugins"] == ["const_term"] and mc["plugin_options"] == {"const_term": {"value": 0.25}}
+
+
 @pytest.fixture(scope="module")
 def cli_common(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_path_factory):
     cache = tmp_path_factory.mktemp("idcache")

@@ -39,6 +39,9 @@ def test_run_folder_follows_the_contract(full_run):
                 "provenance", "wall_time_s", "peak_rss_mb"):
         assert key in res, key
     assert res["scenario_order"] == ORDER.split(",") and res["n_experiences"] == 3
+    # the method's facts, from its class (benchmark.strategy.registry.method_info)
+    assert res["method_info"] == {"display_name": "SeqLoRA", "latex_name": "",
+                                  "role": "lower_bound", "paper_row": 2}
     assert set(res["aggregates"]) == {"AF", "AR", "AD", "AMM", "AWF", "FR", "BWT", "FWT", "AR3",
                                       "AKID"}
     # docs/evaluators.md: KID beside FID, the floors of held-out real motions, paired transfer CIs
@@ -137,7 +140,7 @@ def test_declared_state_resumes_without_state_dict(base_cfg, tmp_path):
 
     example = REPO / "examples" / "my_method.py"
     assert "state_dict" not in example.read_text()
-    discover(plugins=[example])
+    discover(strategy_files=[example])
     cfg = {**base_cfg, "order": "Daily Life,Sports", "plugins": (str(example),),
            "method_overrides": {"strength": "50"}}
     full = run(RunConfig.from_options(method="l2_lora", out=str(tmp_path / "full"), **cfg))

@@ -137,10 +137,10 @@ def test_register_checks_types_and_duplicates():
 def test_plugin_example_registers_and_is_short():
     example = REPO / "examples" / "my_method.py"
     assert len(example.read_text().splitlines()) <= 40
-    registry.discover(plugins=[example])
+    registry.discover(strategy_files=[example])
     assert "l2_lora" in registry.available()
-    with pytest.raises(DataError, match="plugin"):
-        registry.load_plugin(REPO / "examples" / "missing.py")
+    with pytest.raises(DataError, match="strategy file"):
+        registry.load_strategy_file(REPO / "examples" / "missing.py")
 
 
 # ---------------------------------------------------------------------------- training
@@ -194,16 +194,6 @@ class _Probe(MotionLMStrategy):
         return {"a": torch.tensor(0.25), "b": torch.tensor(0.5), "off": None}
 
 
-class _OldStyle(MotionLMStrategy):
-    """The deprecated single-term hook still adds and logs its term."""
-
-    def before_experience(self, experience):
-        self.use_lora("p")
-
-    def extra_loss(self, batch, outputs):
-        return torch.tensor(0.125)
-
-
 def test_hooks_loss_terms_and_avalanche_plugins(mlm):
     from avalanche.core import SupervisedPlugin
 
@@ -219,11 +209,37 @@ def test_hooks_loss_terms_and_avalanche_plugins(mlm):
     assert h["extra_loss"] == pytest.approx(0.75) and "off" not in h     # the sum of the terms
 
 
-def test_deprecated_extra_loss_still_counts(tiny_backbone_dir):
-    s = _OldStyle(motion_lm=MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K),
-                  config=StrategyConfig(epochs=1, max_steps=1))
+def test_one_loss_route_the_removed_hook_and_log_names_are_refused(mlm):
+    with pytest.raises(TypeError, match="loss_terms"):
+        class OldStyle(MotionLMStrategy):           # noqa: F841 - defining it is the error
+            def extra_loss(self, batch, outputs):
+                return torch.tensor(0.125)
+
+    class Clash(_Probe):
+        def loss_terms(self, batch, outputs):
+            return {"extra_loss": torch.tensor(1.0)}
+
+    s = Clash(motion_lm=mlm, config=StrategyConfig(epochs=1, max_steps=1))
+    with pytest.raises(ValueError, match="'extra_loss'.*another name"):
+        s.train(fake_scenario(n_tasks=1).train_stream[0])
+
+
+def test_plugin_terms_follow_the_method_terms_on_the_same_route(mlm):
+    from benchmark.strategy.plugins import CLPlugin
+
+    class Term(CLPlugin):
+        name = "term_probe"
+
+        def loss_terms(self, strategy, batch, outputs):
+            return {"c": torch.tensor(0.125)}
+
+    s = _Probe(motion_lm=mlm, config=StrategyConfig(epochs=1, max_steps=1), plugins=[Term()])
     s.train(fake_scenario(n_tasks=1).train_stream[0])
-    assert s.history[0]["extra_loss"] == pytest.approx(0.125)
+    batch = dict.fromkeys(("emotion", "scenario", "subset", "texts"))
+    assert list(s.all_loss_terms(batch, None)) == ["a", "b", "c"]    # the method's, then plugins'
+    h = s.history[0]
+    assert h["c"] == pytest.approx(0.125)
+    assert h["extra_loss"] == pytest.approx(0.875)              # method terms + the plugin's
 
 
 def test_nothing_trainable_and_raw_features_are_errors(mlm):
@@ -246,12 +262,12 @@ def test_checkpoint_restore_continues_identically(tiny_backbone_dir):
 
     s1 = fresh()
     s1.train(scenario.train_stream[0])
-    state = s1.checkpoint_state()
+    state = s1.state_dict()
     rng = torch.get_rng_state()
     s1.train(scenario.train_stream[1])
 
     s2 = fresh()
-    s2.restore(state)
+    s2.load_state_dict(state)
     torch.set_rng_state(rng)
     assert s2.exp_counter == 1 and list(s2.motion_lm.adapters) == ["seq"]
     s2.train(scenario.train_stream[1])
@@ -344,3 +360,163 @@ def test_merge_keeps_outputs_and_state_round_trips(mlm, tiny_backbone_dir):
     assert not lora.is_peft(mlm.model) and not mlm.adapters
     with pytest.raises(ValueError, match="adapter name"):
         lora.add_adapter(mlm, "bad name", cfg)
+
+
+# ---------------------------------------------------------------------------- CL plugin registry
+PLUGIN_FILE = '''
+from dataclasses import dataclass, field
+
+import torch
+
+from benchmark.strategy import CLPlugin, register_plugin
+
+
+@dataclass
+class PullOptions:
+    weight: float = field(default=1.0, metadata={"help": "weight of the pull"})
+
+    def __post_init__(self):
+        if self.weight < 0:
+            raise ValueError("pull_probe: weight must be >= 0")
+
+
+@register_plugin("pull_probe", options=PullOptions)
+class PullProbe(CLPlugin):
+    """Counts its steps; a loss term weight * 0.5."""
+
+    def __init__(self, options=None, *, seed=0, **values):
+        super().__init__(options, seed=seed, **values)
+        self.steps = 0
+
+    def loss_terms(self, strategy, batch, outputs):
+        self.steps += 1
+        return {"pull": torch.tensor(self.options.weight * 0.5)}
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.steps = state["steps"]
+'''
+
+
+def test_a_plugin_registered_in_a_strategy_file_is_usable_with_with(mlm, tmp_path):
+    from benchmark.strategy.plugins import PLUGINS
+
+    path = tmp_path / "pull_plugin.py"
+    path.write_text(PLUGIN_FILE)
+    registry.discover(strategy_files=[path])
+    assert {"ewc", "replay", "lwf", "pull_probe"} <= set(PLUGINS)
+    assert PLUGINS["pull_probe"].options.__name__ == "PullOptions"
+    # --with pull_probe --set pull_probe.weight=0.5: typed and checked by its options dataclass
+    cfg = registry.make_config("seq_lora", {"with": "pull_probe", "pull_probe.weight": "0.5",
+                                            "epochs": 1, "max_steps": 2})
+    assert cfg.to_dict()["plugin_options"] == {"pull_probe": {"weight": 0.5}}
+    for bad, msg in ((("pull_probe.strength", "1"), "no option 'strength'.*valid: weight"),
+                     (("pull_probe.weight", "-1"), "weight must be >= 0"),
+                     (("nope.weight", "1"), "unknown plugin 'nope'")):
+        with pytest.raises(DataError, match=msg):
+            registry.make_config("seq_lora", {"with": bad[0].split(".")[0], bad[0]: bad[1]})
+    s = registry.get_strategy("seq_lora").cls(motion_lm=mlm, config=cfg, seed=0)
+    s.train(fake_scenario(n_tasks=1).train_stream[0])
+    assert s.history[0]["pull"] == pytest.approx(0.25) and s.cl_plugins[0].steps == 2
+    assert s.state_dict()["plugins"] == {"pull_probe": {"steps": 2}}
+
+
+def test_plugin_registry_checks_and_options_are_declared_once():
+    from benchmark.strategy.plugins import (CLPlugin, ReplayOptions, ReplayPlugin, make_plugins,
+                                            register_plugin)
+
+    with pytest.raises(TypeError, match="subclass CLPlugin"):
+        register_plugin("x_probe")(object)
+    with pytest.raises(ValueError, match="already registered"):
+        register_plugin("replay")(type("Other", (CLPlugin,), {}))
+    with pytest.raises(ValueError, match="identifier"):
+        register_plugin("a+b")
+    # keywords or an options object, both validated by ReplayOptions only
+    assert ReplayPlugin(mem_size=5).buffer.capacity == ReplayPlugin(ReplayOptions(5)).buffer.capacity == 5
+    with pytest.raises(ValueError, match="mem_size"):
+        ReplayPlugin(mem_size=-1)
+    with pytest.raises(TypeError):
+        ReplayPlugin(ReplayOptions(5), mem_size=5)
+    (made,) = make_plugins(["replay"], {"replay": {"replay_batch_size": "3"}}, seed=4)
+    assert made.replay_batch_size == 3 and made.options == ReplayOptions(200, 3) and made.seed == 4
+
+
+def test_strategy_file_option_and_its_old_name(capsys):
+    """`--strategy-file FILE.py` and the old `--plugin FILE.py` fill the same list, silently."""
+    import argparse
+
+    from harness.runner import add_shared_options, shared_options
+
+    p = argparse.ArgumentParser()
+    add_shared_options(p, cache_default="/tmp/c")
+    args = p.parse_args(["--strategy-file", "a.py", "--plugin", "b.py", "--with", "ewc"])
+    assert args.strategy_files == ["a.py", "b.py"]
+    opts = shared_options(args)
+    assert opts["plugins"] == ("a.py", "b.py") and opts["method_overrides"]["with_plugins"] == "ewc"
+    assert capsys.readouterr() == ("", "")
+
+
+# ---------------------------------------------------------------------------- one state channel
+class _Stateful(MotionLMStrategy):
+    """Declares every kind of state: kept values, a growing ParameterList, an expert bank."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.keep("seen", [])
+        self.keep("mean", torch.zeros(3))
+        self.keep("gen", torch.Generator().manual_seed(5))
+        self.method_modules["protos"] = torch.nn.ParameterList()
+
+    def before_experience(self, experience):
+        self.add_expert(self.adapter_name())
+        self.bank.set_weights(torch.ones(self.bank.n_experts))      # fixed weights: checkpointed
+        self.method_modules["protos"].append(torch.nn.Parameter(torch.randn(4)))
+
+    def after_experience(self, experience):
+        self.seen.append(len(experience.dataset))
+        self.mean = self.mean + 1
+        torch.rand(2, generator=self.gen)
+
+
+def test_state_round_trips_through_a_checkpoint_file(mlm, tiny_backbone_dir, tmp_path):
+    from benchmark.io import atomic_torch_save
+
+    cfg = StrategyConfig(epochs=1, max_steps=1, lora_dropout=0.0, with_plugins=("replay",))
+    s = _Stateful(motion_lm=mlm, config=cfg, seed=0)
+    for exp in fake_scenario(n_tasks=2).train_stream:
+        s.train(exp)
+    state = s.state_dict()
+    assert list(state) == list(s.state_parts()) == [
+        "adapters", "method_modules", "bank", "kept", "plugins", "optimizer", "exp_counter", "history"]
+    atomic_torch_save(tmp_path / "state.pt", {"strategy": state})     # as the runner writes it
+    saved = torch.load(tmp_path / "state.pt", map_location="cpu", weights_only=False)["strategy"]
+    t = _Stateful(motion_lm=MotionLM.from_pretrained(tiny_backbone_dir, n_codes=K), config=cfg, seed=1)
+    t.load_state_dict(saved)
+    assert t.seen == s.seen and torch.equal(t.mean, s.mean) and t.exp_counter == 2
+    assert torch.equal(t.gen.get_state(), s.gen.get_state()) and t.history == s.history
+    assert len(t.method_modules["protos"]) == 2 and t.bank.experts == s.bank.experts == ["exp0", "exp1"]
+    assert torch.equal(t.bank.fixed_weights, torch.ones(2))
+    assert all(torch.equal(a, b) for a, b in zip(t.method_modules["protos"], s.method_modules["protos"]))
+    bt, bs = t.cl_plugins[0].buffer, s.cl_plugins[0].buffer
+    assert bt.n_seen == bs.n_seen > 0 and [it["id"] for it in bt.items] == [it["id"] for it in bs.items]
+    p1 = dict(s.model.named_parameters())
+    assert all(torch.equal(p, p1[n]) for n, p in t.model.named_parameters())
+    with pytest.raises(KeyError, match="lacks part"):
+        t.load_state_dict({k: v for k, v in saved.items() if k != "bank"})
+    with pytest.raises(ValueError, match="checkpoints 'history' itself"):
+        t.keep("history", [])
+
+
+def test_base_hooks_memory_per_scenario_and_steps(mlm):
+    s = _Stateful(motion_lm=mlm, config=StrategyConfig(epochs=1, max_steps=2, lora_dropout=0.0))
+    assert s.memory_per_scenario() == {"lora_bytes": 0, "token_rows_bytes": 0}
+    exps = fake_scenario(n_tasks=2).train_stream
+    s.train(exps[0])
+    assert s.steps_in_experience == 2
+    s.train(exps[1])
+    assert s.memory_per_scenario() == lora.adapter_bytes_split(mlm, "exp1")
+    assert s.memory_per_scenario()["lora_bytes"] > 0
+    with pytest.raises(AttributeError):
+        s.steps_in_experience = 0                                     # read-only

@@ -103,6 +103,13 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
     assert main(argv) == 0
     # every continual run got its measured floor (the default, --floor all); the joint run has no FR
     assert [p.parent.parent.parent.parent.name for p in (out / "runs").rglob("fr_floor.json")] == ["seq_lora"]
+    # each result.json carries its method's facts (the class's; the leaderboard reads them)
+    info = {p.parent.parent.parent.parent.name: json.loads(p.read_text())["method_info"]
+            for p in (out / "runs").rglob("result.json")}
+    assert info == {"seq_lora": {"display_name": "SeqLoRA", "latex_name": "", "role": "lower_bound",
+                                 "paper_row": 2},
+                    "mtl": {"display_name": "MTL", "latex_name": "", "role": "upper_bound",
+                            "paper_row": 1}}
     lb = pd.read_csv(out / "leaderboard" / "leaderboard.csv")
     ours = lb[lb["source"] != "paper"]
     assert set(ours["method"]) == {"seq_lora", "mtl"}
@@ -122,6 +129,8 @@ def test_bench_end_to_end(tiny_corpus_dir, tiny_tokenizer, tiny_evaluator, tmp_p
     upper = claims.loc[("unseen AR MTL upper bound", "mtl > seq_lora on AR")]
     assert upper.n_blocks >= 2 and upper.verdict != "not run"       # tested on the runs made
     assert (claims.xs("unseen AR ES-MoE vs baselines", level="family").verdict == "not run").all()
+    page = (out / "report" / "index.html").read_text()               # the self-contained report
+    assert 'id="leaderboard-unseen"' in page and ">Chance<" in page and "data:image/png" in page
     info = json.loads((out / "bench.json").read_text())
     assert info["runs_failed"] == {} and len(info["runs_finished_now"]) == 2
     assert info["floors_measured_now"] == 1

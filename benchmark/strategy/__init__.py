@@ -1,5 +1,6 @@
 """The pluggable strategy protocol: :class:`MotionLMStrategy` (an Avalanche template), the
-registry (``@register_strategy``), typed configs, and the shared LoRA / expert-bank plumbing.
+registries (``@register_strategy``; ``@register_plugin`` for CL plugins), typed configs, and the
+shared LoRA / expert-bank plumbing.
 
 Attributes are imported lazily (avalanche takes seconds to import)."""
 from __future__ import annotations
@@ -15,7 +16,9 @@ _EXPORTS = {
     "get_strategy": "benchmark.strategy.registry",
     "make_config": "benchmark.strategy.registry",
     "available": "benchmark.strategy.registry",
-    "load_plugin": "benchmark.strategy.registry",
+    "load_strategy_file": "benchmark.strategy.registry",
+    "CLPlugin": "benchmark.strategy.plugins",
+    "register_plugin": "benchmark.strategy.plugins",
     "ExpertBank": "benchmark.strategy.experts",
     "hard_gate": "benchmark.strategy.experts",
     "uniform_gate": "benchmark.strategy.experts",

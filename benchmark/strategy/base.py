@@ -8,7 +8,8 @@ the scenario with ``payload = motion tokenizer codes``).  What the template does
   scenario, subset (int64) and texts; the loader is a seeded torch ``DataLoader`` (resumable);
 * ``forward``: the HF model with labels -> its output (``loss`` = next-token LM loss); a method
   that computes more in its forward pass puts it into the output (``out["name"] = tensor``);
-* ``criterion``: LM loss + the sum of :meth:`loss_terms`, every term logged per epoch in
+* ``criterion``: LM loss + the sum of the loss terms (the one loss route: the method's
+  :meth:`loss_terms`, then every CL plugin's ``loss_terms``), each term logged per epoch in
   ``history`` (train_log.csv) under its name, with ``lm_loss`` and their sum ``extra_loss``;
   the same rows go through the Avalanche ``evaluator`` (:mod:`benchmark.strategy.curves`) to
   its loggers (``loggers=[...]``: TensorBoard, W&B);
@@ -16,21 +17,23 @@ the scenario with ``payload = motion tokenizer codes``).  What the template does
   ``requires_grad`` after :meth:`before_experience` (+ ``method_modules``), state reset or
   carried by parameter name, and the experience's learning-rate schedule (``lr_schedule``:
   constant, or a linear / cosine decay to 0 over :meth:`planned_steps`, a torch ``LambdaLR``);
-* checkpoints (:meth:`checkpoint_state` / :meth:`restore`): adapters, ``method_modules`` (grown
-  back to the saved number of entries of any ``ParameterList``; ``requires_grad`` as saved), the
-  expert bank (experts + fixed weights), every value declared with :meth:`keep`, optimiser,
-  counters and history.  No method writes ``state_dict``.
+* checkpoints (:meth:`state_dict` / :meth:`load_state_dict`, one table of parts,
+  :meth:`state_parts`): adapters, ``method_modules`` (grown back to the saved number of entries
+  of any ``ParameterList``; ``requires_grad`` as saved), the expert bank (experts + fixed
+  weights), every value declared with :meth:`keep`, the CL plugins' states, optimiser, counters
+  and history.  A method declares its state with :meth:`keep` and writes no ``state_dict``.
 
 Methods override small hooks: :meth:`before_experience` / :meth:`after_experience` (add, freeze,
-merge adapters...), :meth:`loss_terms`, :meth:`route` (routing at generation), and declare the
-state they carry across experiences with :meth:`keep`.  Helpers: :meth:`eval_mode`,
-:meth:`seeded`.  Avalanche plugins (``plugins=[...]``, e.g. :mod:`benchmark.strategy.plugins`)
-compose with any method.  Evaluation stays outside.
+merge adapters...), :meth:`loss_terms`, :meth:`route` (routing at generation),
+:meth:`memory_per_scenario`, and declare the state they carry across experiences with
+:meth:`keep`.  Read-only training facts: :attr:`exp_counter`, :attr:`steps_in_experience`,
+:meth:`planned_steps`.  Helpers: :meth:`eval_mode`, :meth:`seeded`.  Avalanche plugins
+(``plugins=[...]``; the CL plugins of :mod:`benchmark.strategy.plugins` by ``--with``) compose
+with any method.  Evaluation stays outside.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
@@ -42,6 +45,7 @@ from torch.utils.data import DataLoader
 
 from benchmark import seed as _seed
 from benchmark.strategy import lora, speed
+from benchmark.strategy import state as _state
 from benchmark.strategy.config import StrategyConfig
 from benchmark.strategy.curves import evaluation_plugin
 from benchmark.strategy.experts import ExpertBank
@@ -86,58 +90,6 @@ class Route:
     adapters: Sequence[str] | None = None
 
 
-def _to_cpu(value):
-    if torch.is_tensor(value):
-        return value.detach().cpu().clone()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return copy.deepcopy(value)
-
-
-def _to_device(value, device):
-    if torch.is_tensor(value):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(v, device) for v in value)
-    return value
-
-
-def _save_kept(value) -> dict:
-    """One declared value -> a checkpoint entry (generators by state, objects with a
-    ``state_dict`` by theirs, anything else as a CPU copy)."""
-    if isinstance(value, torch.Generator):
-        return {"kind": "torch_generator", "state": value.get_state()}
-    if isinstance(value, np.random.Generator):
-        return {"kind": "numpy_generator", "state": copy.deepcopy(value.bit_generator.state)}
-    if hasattr(value, "state_dict") and hasattr(value, "load_state_dict"):
-        return {"kind": "object", "state": _to_cpu(value.state_dict())}
-    return {"kind": "value", "state": _to_cpu(value)}
-
-
-def _grow_parameter_lists(root: torch.nn.Module, state: dict) -> None:
-    """Append parameters to every ``ParameterList`` of ``root`` that holds fewer entries than
-    ``state`` (a saved ``state_dict``), so that ``load_state_dict`` fits (keys, prompts...)."""
-    own = set(root.state_dict())
-    for key in state:
-        if key in own:
-            continue
-        *path, idx = key.split(".")
-        if not idx.isdigit():
-            continue
-        try:
-            parent = root.get_submodule(".".join(path)) if path else root
-        except AttributeError:
-            continue
-        if isinstance(parent, torch.nn.ParameterList):
-            prefix = ".".join(path)
-            while len(parent) <= int(idx):
-                parent.append(torch.nn.Parameter(torch.zeros_like(state[f"{prefix}.{len(parent)}"])))
-
-
 class RoutedModel(torch.nn.Module):
     """The strategy's LM with :meth:`MotionLMStrategy.route` applied to every ``generate`` call
     (weights / inputs_embeds routes; for callers that drive ``model.generate`` themselves)."""
@@ -159,10 +111,26 @@ class RoutedModel(torch.nn.Module):
 
 
 class MotionLMStrategy(SupervisedTemplate):
-    """Base of every L2-EMG strategy (one class + one config dataclass per method)."""
+    """Base of every L2-EMG strategy (one class + one config dataclass per method).
+
+    Method facts: what the leaderboard and the harness know of a method, stated by its own
+    class (read through :func:`benchmark.strategy.registry.method_info`, which takes each
+    fact from the registered class's own body, never from a parent: a SeqLoRA subclass is
+    not the lower bound by inheritance):
+
+    * ``display_name``: its name in tables and figures ("" = the registered name);
+    * ``latex_name``: its LaTeX table name ("" = ``display_name``, escaped);
+    * ``paper_row``: its row in the paper's Table 2 (1-based), None when not in the paper;
+    * ``role``: ``"method"``, ``"upper_bound"`` (the joint multi-task model) or
+      ``"lower_bound"`` (plain sequential fine-tuning).
+    """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = StrategyConfig
+    display_name: ClassVar[str] = ""              # method facts (see the class docstring)
+    latex_name: ClassVar[str] = ""
+    paper_row: ClassVar[int | None] = None
+    role: ClassVar[str] = "method"
     joint: ClassVar[bool] = False                 # True: the runner trains once on all data
     output_hidden_states: ClassVar[bool] = False  # forward() asks the LM for hidden states
 
@@ -196,6 +164,13 @@ class MotionLMStrategy(SupervisedTemplate):
                          plugins=plugins, evaluator=evaluation_plugin(loggers),  # curves
                          eval_every=-1)
         self._check_plugin_names()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "extra_loss" in vars(cls):
+            raise TypeError(f"{cls.__module__}.{cls.__qualname__} defines extra_loss(), which was "
+                            "removed: return the term from loss_terms(batch, outputs) as "
+                            "{'my_term': tensor} instead")
 
     # the model lives in the MotionLM (peft wraps it when the first adapter is added)
     @property
@@ -268,15 +243,28 @@ class MotionLMStrategy(SupervisedTemplate):
         """Consolidate after training on ``experience`` (freeze, merge, store keys...)."""
 
     def loss_terms(self, batch: dict, outputs) -> dict[str, torch.Tensor]:
-        """Method loss terms by name, each added to the LM loss as returned (weight it yourself)
-        and logged per epoch in ``history`` / train_log.csv under its name.  ``outputs`` is what
-        :meth:`forward` returned (a method's forward may add its own entries to it)."""
-        extra = self.extra_loss(batch, outputs)       # deprecated single-term hook
-        return {} if extra is None else {"extra_loss": extra}
+        """Method loss terms by name (the one loss route, shared with the CL plugins), each
+        added to the LM loss as returned (weight it yourself; None = no term this step) and
+        logged per epoch in ``history`` / train_log.csv under its name.  ``outputs`` is what
+        :meth:`forward` returned (a method's forward may add its own entries to it).  The names
+        ``lm_loss`` and ``extra_loss`` (the LM loss, the sum of the terms) are the log's own."""
+        return {}
 
-    def extra_loss(self, batch: dict, outputs) -> torch.Tensor | None:
-        """Deprecated: one unnamed loss term; override :meth:`loss_terms` instead."""
-        return None
+    def memory_per_scenario(self) -> dict[str, int]:
+        """Bytes one more scenario adds to what the method stores, by kind.  Default: a method
+        holding one LoRA adapter per finished experience adds the newest one (``lora_bytes``,
+        ``token_rows_bytes``); any other (one adapter reused, or none yet) adds 0.  Override to
+        count keys, prompts or memories a method also adds."""
+        names = list(self.motion_lm.adapters)
+        if self.exp_counter and len(names) == self.exp_counter:
+            return lora.adapter_bytes_split(self.motion_lm, names[-1])
+        return {"lora_bytes": 0, "token_rows_bytes": 0}
+
+    @property
+    def steps_in_experience(self) -> int:
+        """Optimiser steps taken so far in the current experience (read-only; with
+        :meth:`planned_steps` a method's progress through the experience)."""
+        return getattr(self, "_steps", 0)
 
     def route(self, batch: dict) -> Route | None:
         """Routing hook for generation: ``batch`` is one chunk of prompts (``input_ids``,
@@ -325,6 +313,9 @@ class MotionLMStrategy(SupervisedTemplate):
         ``self.<name>`` later is fine).  Tensors come back on the strategy's device
         (``on_device=False``: on the CPU); ``torch.Generator`` / numpy ``Generator`` and objects
         with ``state_dict``/``load_state_dict`` are restored in place.  Returns ``value``."""
+        if name in self.state_parts():
+            raise ValueError(f"{type(self).__name__}.keep({name!r}): the base checkpoints "
+                             f"{name!r} itself; keep the method's own values under other names")
         self._kept[name] = bool(on_device)
         setattr(self, name, value)
         return value
@@ -408,62 +399,74 @@ class MotionLMStrategy(SupervisedTemplate):
         return RoutedModel(self)
 
     # ------------------------------------------------------------------ checkpoint
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Adapters, method modules, expert bank, declared state (:meth:`keep`), optimizer (by
-        parameter name), counters, loss history."""
-        modules = {"state": _to_cpu(self.method_modules.state_dict()),
-                   "requires_grad": {n: p.requires_grad
-                                     for n, p in self.method_modules.named_parameters()}}
-        bank = None
-        if self.bank is not None:
-            w = self.bank.fixed_weights
-            bank = {"experts": list(self.bank.experts), "weights": None if w is None else _to_cpu(w)}
-        return {"adapters": lora.adapter_state(self.motion_lm), "method_modules": modules,
-                "bank": bank, "kept": {n: _save_kept(getattr(self, n)) for n in self._kept},
-                "plugins": {p.name: _to_cpu(p.state_dict()) for p in self.cl_plugins},
-                "optimizer": self._named_optimizer_state(), "exp_counter": self.exp_counter,
-                "history": list(self.history)}
+    def state_parts(self) -> dict[str, tuple]:
+        """The one table of what a checkpoint holds: part name -> (save(), load(saved)), loaded
+        in this order.  A method adds to part ``kept`` with :meth:`keep`, never a part of its
+        own; a CL plugin's ``state_dict`` goes into part ``plugins`` under its name."""
+        return {
+            "adapters": (lambda: lora.adapter_state(self.motion_lm),
+                         lambda saved: lora.load_adapter_state(self.motion_lm, saved)),
+            "method_modules": (lambda: _state.save_modules(self.method_modules),
+                               lambda saved: _state.load_modules(self.method_modules, saved)),
+            "bank": (self._save_bank, self._load_bank),
+            "kept": (lambda: {n: _state.save_value(getattr(self, n)) for n in self._kept},
+                     self._load_kept),
+            "plugins": (lambda: {p.name: _state.to_cpu(p.state_dict()) for p in self.cl_plugins},
+                        self._load_plugins),
+            "optimizer": (self._named_optimizer_state,
+                          lambda saved: setattr(self, "_pending_opt", saved)),
+            "exp_counter": (lambda: self.exp_counter,
+                            lambda saved: setattr(self, "exp_counter", int(saved))),
+            "history": (lambda: list(self.history),
+                        lambda saved: setattr(self, "history", list(saved))),
+        }
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`checkpoint_state` on a freshly built strategy."""
-        lora.load_adapter_state(self.motion_lm, state["adapters"])
-        modules = state["method_modules"]
-        _grow_parameter_lists(self.method_modules, modules["state"])
-        self.method_modules.load_state_dict(modules["state"])
-        for n, p in self.method_modules.named_parameters():
-            p.requires_grad_(modules["requires_grad"].get(n, p.requires_grad))
-        if state["bank"] is not None:
-            if self.bank is not None:
-                self.bank.detach()
-            self.bank = ExpertBank(self.model, state["bank"]["experts"]).attach()
-            if state["bank"]["weights"] is not None:
-                self.bank.set_weights(state["bank"]["weights"])
-        for name, entry in state["kept"].items():
-            if name not in self._kept:
-                raise KeyError(f"{type(self).__name__}: the checkpoint keeps {name!r}, which this "
-                               "strategy does not declare with keep()")
-            self._restore_kept(name, entry)
-        plugins = {p.name: p for p in self.cl_plugins}
-        if set(plugins) != set(state["plugins"]):
-            raise KeyError(f"checkpoint plugins {sorted(state['plugins'])} != {sorted(plugins)}")
-        for name, st in state["plugins"].items():
-            plugins[name].load_state_dict(_to_device(st, self.device))
-        self._pending_opt = state["optimizer"]
-        self.exp_counter = int(state["exp_counter"])
-        self.history = list(state["history"])
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy's checkpoint: every part of :meth:`state_parts` (CPU copies)."""
+        return {name: save() for name, (save, _) in self.state_parts().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict` on a freshly built strategy of the same method and
+        config (checkpoints written before this method existed have the same parts)."""
+        parts = self.state_parts()
+        missing = [n for n in parts if n not in state]
+        if missing:
+            raise KeyError(f"{type(self).__name__}: the checkpoint lacks part(s) {missing}; "
+                           "it was not written by MotionLMStrategy.state_dict")
+        for name, (_, load) in parts.items():
+            load(state[name])
         self.model.to(self.device)
         self.method_modules.to(self.device)
 
-    def _restore_kept(self, name: str, entry: dict) -> None:
-        kind, saved, current = entry["kind"], entry["state"], getattr(self, name, None)
-        if kind == "torch_generator":
-            current.set_state(saved)
-        elif kind == "numpy_generator":
-            current.bit_generator.state = saved
-        elif kind == "object":
-            current.load_state_dict(saved)
-        else:
-            setattr(self, name, _to_device(saved, self.device if self._kept[name] else "cpu"))
+    def _save_bank(self) -> dict | None:
+        if self.bank is None:
+            return None
+        w = self.bank.fixed_weights
+        return {"experts": list(self.bank.experts), "weights": None if w is None else _state.to_cpu(w)}
+
+    def _load_bank(self, saved: dict | None) -> None:
+        if saved is None:
+            return
+        if self.bank is not None:
+            self.bank.detach()
+        self.bank = ExpertBank(self.model, saved["experts"]).attach()
+        if saved["weights"] is not None:
+            self.bank.set_weights(saved["weights"])
+
+    def _load_kept(self, saved: dict) -> None:
+        for name, entry in saved.items():
+            if name not in self._kept:
+                raise KeyError(f"{type(self).__name__}: the checkpoint keeps {name!r}, which this "
+                               "strategy does not declare with keep()")
+            device = self.device if self._kept[name] else "cpu"
+            setattr(self, name, _state.load_value(getattr(self, name, None), entry, device))
+
+    def _load_plugins(self, saved: dict) -> None:
+        plugins = {p.name: p for p in self.cl_plugins}
+        if set(plugins) != set(saved):
+            raise KeyError(f"checkpoint plugins {sorted(saved)} != {sorted(plugins)}")
+        for name, st in saved.items():
+            plugins[name].load_state_dict(_state.to_device(st, self.device))
 
     def _named_optimizer_state(self) -> dict[str, dict]:
         out = {}
@@ -647,20 +650,27 @@ class MotionLMStrategy(SupervisedTemplate):
         return self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
                           labels=b["labels"], output_hidden_states=self.output_hidden_states)
 
+    def all_loss_terms(self, batch: dict, outputs) -> dict[str, torch.Tensor]:
+        """The loss terms of one step, in order: the method's :meth:`loss_terms`, then each CL
+        plugin's (a name used twice, or a name of the log's own, is an error)."""
+        sources = [(type(self).__name__, self.loss_terms(batch, outputs))]
+        sources += [(f"plugin {p.name!r}", p.loss_terms(self, batch, outputs)) for p in self.cl_plugins]
+        terms: dict[str, torch.Tensor] = {}
+        for who, returned in sources:
+            for k, v in returned.items():
+                if k in terms or k in ("lm_loss", "extra_loss"):
+                    raise ValueError(f"loss term {k!r} of {who} is already a term or a column of "
+                                     "the training log; give it another name")
+                terms[k] = v
+        return {k: v for k, v in terms.items() if v is not None}
+
     def criterion(self):
         lm = self.mb_output.loss
-        terms = dict(self.loss_terms(self.mbatch, self.mb_output))
-        for p in self.cl_plugins:
-            for k, v in p.loss_terms(self, self.mbatch, self.mb_output).items():
-                if k in terms:
-                    raise ValueError(f"loss term {k!r} of plugin {p.name!r} is already a term")
-                terms[k] = v
-        terms = {k: v for k, v in terms.items() if v is not None}
+        terms = self.all_loss_terms(self.mbatch, self.mb_output)
         self._sums["lm_loss"] += lm.detach()
         extra = None
         for name, value in terms.items():
-            if name != "extra_loss":
-                self.log_loss(name, value)
+            self.log_loss(name, value)
             extra = value if extra is None else extra + value
         if extra is not None:
             self._sums["extra_loss"] += extra.detach()

@@ -55,8 +55,9 @@ class StrategyConfig:
                 "scenario) or 'freeze_after_first' (trained on the first scenario only, frozen "
                 "after: nothing shared changes later); see docs/CONTRACTS.md 'Protocol rules'"})
     with_plugins: tuple[str, ...] = field(default=(), metadata={
-        "help": "composable CL plugins added to the method, in order: ewc, replay, lwf "
-                "(`--with ewc,replay`); their options as --set <plugin>.<option>=VALUE"})
+        "help": "composable CL plugins added to the method, in order: the registered ones (built "
+                "in: ewc, replay, lwf; `--with ewc,replay`); their options as "
+                "--set <plugin>.<option>=VALUE"})
     plugin_options: dict = field(default_factory=dict, metadata={
         "help": "options of the plugins: {plugin: {option: value}} (set with --set replay.mem_size=N)"})
     # speed levers (docs/runner.md "Where the time goes"): off by default, and a config that
@@ -94,7 +95,9 @@ class StrategyConfig:
         self._check_plugins()
 
     def _check_plugins(self) -> None:
-        from benchmark.strategy.plugins import plugin_options
+        # one direction: config -> plugins (plugins.py never imports this module); imported
+        # here, not at the top, so that reading a config does not load avalanche
+        from benchmark.strategy.plugins import plugin_options_dict
 
         if isinstance(self.with_plugins, (list, str)):
             self.with_plugins = tuple(s.strip() for s in (self.with_plugins.split(",")
@@ -105,7 +108,7 @@ class StrategyConfig:
         if stray:
             raise ValueError(f"{type(self).__name__}: options for plugin(s) {', '.join(stray)} "
                              "that are not in with_plugins")
-        self.plugin_options = {n: dataclasses.asdict(plugin_options(n, self.plugin_options.get(n)))
+        self.plugin_options = {n: plugin_options_dict(n, self.plugin_options.get(n))
                                for n in self.with_plugins}
 
     # ------------------------------------------------------------------ (de)serialisation

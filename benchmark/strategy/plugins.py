@@ -9,31 +9,66 @@ LwF-LoRA are SeqLoRA + one of these plugins.
 A :class:`CLPlugin` is an Avalanche ``SupervisedPlugin`` (its ``before/after_training_exp``
 callbacks run as usual) plus three protocol hooks the strategy base calls:
 
-* ``loss_terms(strategy, batch, outputs) -> dict[str, Tensor]``: added to the loss and logged
-  per term like the method's own :meth:`MotionLMStrategy.loss_terms`;
+* ``loss_terms(strategy, batch, outputs) -> dict[str, Tensor]``: the same loss route as the
+  method's own :meth:`MotionLMStrategy.loss_terms` (named terms, summed and logged by the base);
 * ``extend_items(strategy, items) -> items``: the stream items of one training mini-batch,
   before collation (replay adds memory items here);
-* ``state_dict()`` / ``load_state_dict(state)``: checkpointed with the run under ``name``.
+* ``state_dict()`` / ``load_state_dict(state)``: part ``plugins`` of the strategy's
+  ``state_dict()`` (checkpointed with the run under ``name``).
+
+Plugins are an open registry, like strategies: ``@register_plugin("name", options=MyOptions)``
+on a :class:`CLPlugin` subclass, in any module that strategy discovery imports (the project's
+folders, the ``l2emg.strategies`` entry points, a ``--strategy-file FILE.py``).  The options
+dataclass is the one declaration of a plugin's options: ``--set name.option=VALUE`` is checked
+and typed against it, and the plugin reads them as ``self.options``.  This module never imports
+:mod:`benchmark.strategy.config` (the config imports it: one direction, tests/test_layering.py).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from avalanche.core import SupervisedPlugin
 from torch.utils.data import DataLoader
 
 from benchmark.strategy.distill import lm_distillation
+from benchmark.strategy.fields import coerce_field
 from benchmark.strategy.regularizers import EWC
 from benchmark.strategy.replay import ReservoirBuffer
 
 
 class CLPlugin(SupervisedPlugin):
-    """Base of the composable plugins (see the module docstring)."""
+    """Base of the composable plugins (see the module docstring).  Built from an instance of
+    its options dataclass or from that dataclass's fields as keywords
+    (``ReplayPlugin(mem_size=16)``): ``self.options`` holds them, ``self.seed`` the run's seed."""
 
-    name: str = ""
+    name: ClassVar[str] = ""                      # set by @register_plugin
+    options_class: ClassVar[type | None] = None   # its options dataclass (None: no options)
+
+    def __init__(self, options: Any = None, *, seed: int = 0, **values):
+        super().__init__()
+        cls = type(self).options_class
+        if options is not None and values:
+            raise TypeError(f"{type(self).__name__}: pass an options object or keywords, not both")
+        if options is None:
+            if cls is None and values:
+                raise TypeError(f"{type(self).__name__} takes no options (got {sorted(values)})")
+            options = None if cls is None else cls(**values)
+        elif cls is not None and not isinstance(options, cls):
+            raise TypeError(f"{type(self).__name__}: options must be a {cls.__name__}")
+        self.options = options
+        self.seed = int(seed)
+
+    @classmethod
+    def from_config(cls, config, seed: int = 0) -> "CLPlugin":
+        """The plugin with its options read from the same-named fields of a strategy config
+        (a baseline whose config subclasses the options dataclass: Replay, EWC, LwF-LoRA)."""
+        opts = cls.options_class
+        values = {} if opts is None else {f.name: getattr(config, f.name)
+                                          for f in dataclasses.fields(opts)}
+        return cls(**values, seed=seed)
 
     def loss_terms(self, strategy, batch: dict, outputs) -> dict[str, torch.Tensor]:
         return {}
@@ -46,6 +81,79 @@ class CLPlugin(SupervisedPlugin):
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+# ---------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class PluginEntry:
+    name: str
+    cls: type
+    options: type | None
+    module: str
+
+    @property
+    def doc(self) -> str:
+        """The docstring's opening phrase (up to its first ':' or '.')."""
+        text = " ".join((self.cls.__doc__ or "").split())
+        return text.split(": ")[0].split(". ")[0]
+
+
+PLUGINS: dict[str, PluginEntry] = {}          # name -> entry; filled by @register_plugin
+
+
+def register_plugin(name: str, options: type | None = None):
+    """Class decorator: register a :class:`CLPlugin` subclass under ``name`` (what ``--with`` and
+    the label ``method+name`` take) with ``options``, its options dataclass (or None)."""
+    if not name or not name.isidentifier():
+        raise ValueError(f"plugin name {name!r} must be a Python identifier (it prefixes "
+                         "--set NAME.option=VALUE and joins method labels as METHOD+NAME)")
+    if options is not None and not dataclasses.is_dataclass(options):
+        raise TypeError(f"options of plugin {name!r} must be a dataclass")
+
+    def wrap(cls):
+        if not (isinstance(cls, type) and issubclass(cls, CLPlugin)):
+            raise TypeError(f"plugin {name!r} must subclass CLPlugin")
+        old = PLUGINS.get(name)
+        if old is not None and (old.cls.__module__, old.cls.__qualname__) != \
+                (cls.__module__, cls.__qualname__):
+            raise ValueError(f"plugin name {name!r} is already registered by {old.module}")
+        cls.name, cls.options_class = name, options
+        PLUGINS[name] = PluginEntry(name, cls, options, cls.__module__)
+        return cls
+
+    return wrap
+
+
+def available_plugins() -> list[str]:
+    return sorted(PLUGINS)
+
+
+def plugin_options(name: str, values: dict | None = None):
+    """The typed options of plugin ``name`` (strings coerced; unknown keys refused); None for a
+    plugin without options."""
+    if name not in PLUGINS:
+        raise ValueError(f"unknown plugin {name!r}; choose from {', '.join(available_plugins())} "
+                         "(a plugin of your own: @register_plugin in a --strategy-file FILE.py)")
+    cls = PLUGINS[name].options
+    values = dict(values or {})
+    valid = [f.name for f in dataclasses.fields(cls)] if cls is not None else []
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"plugin {name!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"valid: {', '.join(valid) or '(none)'}")
+    return None if cls is None else cls(**{k: coerce_field(cls, k, v) for k, v in values.items()})
+
+
+def plugin_options_dict(name: str, values: dict | None = None) -> dict:
+    """:func:`plugin_options` as a plain dict (what the method config records)."""
+    opts = plugin_options(name, values)
+    return {} if opts is None else dataclasses.asdict(opts)
+
+
+def make_plugins(names: Sequence[str], options: dict | None = None, seed: int = 0) -> list[CLPlugin]:
+    """Plugins ``names`` (in order) with their ``options`` ({name: {key: value}})."""
+    return [PLUGINS[name].cls(plugin_options(name, (options or {}).get(name)), seed=seed)
+            for name in names]
 
 
 # ---------------------------------------------------------------------- replay
@@ -63,17 +171,15 @@ class ReplayOptions:
             raise ValueError("replay: mem_size and replay_batch_size must be >= 0")
 
 
+@register_plugin("replay", options=ReplayOptions)
 class ReplayPlugin(CLPlugin):
     """Reservoir replay: after each experience its items are offered to the buffer; every
     training mini-batch is extended with ``replay_batch_size`` buffer items (one LM loss)."""
 
-    name = "replay"
-
-    def __init__(self, mem_size: int = 200, replay_batch_size: int = 8, seed: int = 0):
-        super().__init__()
-        ReplayOptions(mem_size, replay_batch_size)
-        self.replay_batch_size = int(replay_batch_size)
-        self.buffer = ReservoirBuffer(mem_size, seed=seed)
+    def __init__(self, options: ReplayOptions | None = None, *, seed: int = 0, **values):
+        super().__init__(options, seed=seed, **values)
+        self.replay_batch_size = int(self.options.replay_batch_size)
+        self.buffer = ReservoirBuffer(self.options.mem_size, seed=seed)
 
     def extend_items(self, strategy, items):
         return list(items) + self.buffer.sample(self.replay_batch_size)
@@ -104,20 +210,18 @@ class EWCOptions:
         EWC(self.ewc_lambda, self.mode, self.gamma)        # validates lambda, mode, gamma
 
 
+@register_plugin("ewc", options=EWCOptions)
 class EWCPlugin(CLPlugin):
     """Diagonal empirical-Fisher EWC over the strategy's trainable parameters: after each
     experience, per-sample squared gradients of the method's LM loss (eval mode, at most
     ``fisher_samples``) and the current values are stored; later the quadratic penalty is a
     loss term ``ewc``."""
 
-    name = "ewc"
-
-    def __init__(self, ewc_lambda: float = 100.0, mode: str = "separate", gamma: float = 1.0,
-                 fisher_samples: int = 256, seed: int = 0):
-        super().__init__()
-        EWCOptions(ewc_lambda, mode, gamma, fisher_samples)
-        self.ewc = EWC(ewc_lambda, mode, gamma)
-        self.fisher_samples = int(fisher_samples)
+    def __init__(self, options: EWCOptions | None = None, *, seed: int = 0, **values):
+        super().__init__(options, seed=seed, **values)
+        o = self.options
+        self.ewc = EWC(o.ewc_lambda, o.mode, o.gamma)
+        self.fisher_samples = int(o.fisher_samples)
 
     def loss_terms(self, strategy, batch, outputs):
         return {"ewc": self.ewc.penalty(strategy.trainable_named_parameters())}
@@ -169,6 +273,7 @@ class _Forward(torch.nn.Module):
             s.mbatch = old
 
 
+@register_plugin("lwf", options=LwFOptions)
 class LwFPlugin(CLPlugin):
     """Learning without Forgetting: before every experience after the first, the trainable
     parameters are copied as the teacher; the loss term ``distill`` is
@@ -176,14 +281,11 @@ class LwFPlugin(CLPlugin):
     unless ``distill_full_vocab``), the teacher's logits from the method's own forward pass with
     the teacher's tensors substituted (``torch.func.functional_call``, eval mode, no grad)."""
 
-    name = "lwf"
-
-    def __init__(self, alpha: float = 1.0, temperature: float = 2.0,
-                 distill_full_vocab: bool = False, seed: int = 0):
-        super().__init__()
-        LwFOptions(alpha, temperature, distill_full_vocab)
-        self.alpha, self.temperature = float(alpha), float(temperature)
-        self.full_vocab = bool(distill_full_vocab)
+    def __init__(self, options: LwFOptions | None = None, *, seed: int = 0, **values):
+        super().__init__(options, seed=seed, **values)
+        o = self.options
+        self.alpha, self.temperature = float(o.alpha), float(o.temperature)
+        self.full_vocab = bool(o.distill_full_vocab)
         self.teacher: dict[str, torch.Tensor] | None = None   # trainable parameter name -> tensor
 
     def before_training_exp(self, strategy, **kwargs):
@@ -214,36 +316,3 @@ class LwFPlugin(CLPlugin):
 
     def load_state_dict(self, state):
         self.teacher = state["teacher"]          # moved to the device by the strategy
-
-
-# ---------------------------------------------------------------------- registry
-PLUGINS: dict[str, tuple[type, type]] = {
-    "replay": (ReplayPlugin, ReplayOptions),
-    "ewc": (EWCPlugin, EWCOptions),
-    "lwf": (LwFPlugin, LwFOptions),
-}
-
-
-def plugin_options(name: str, values: dict | None = None):
-    """The typed options of plugin ``name`` (strings coerced; unknown keys refused)."""
-    from benchmark.strategy.fields import coerce_field
-
-    if name not in PLUGINS:
-        raise ValueError(f"unknown plugin {name!r}; choose from {', '.join(sorted(PLUGINS))}")
-    cls = PLUGINS[name][1]
-    values = dict(values or {})
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ValueError(f"plugin {name!r} has no option {', '.join(map(repr, unknown))}; "
-                         f"valid: {', '.join(valid)}")
-    return cls(**{k: coerce_field(cls, k, v) for k, v in values.items()})
-
-
-def make_plugins(names: Sequence[str], options: dict | None = None, seed: int = 0) -> list[CLPlugin]:
-    """Plugins ``names`` (in order) with their ``options`` ({name: {key: value}})."""
-    out = []
-    for name in names:
-        opts = plugin_options(name, (options or {}).get(name))
-        out.append(PLUGINS[name][0](**dataclasses.asdict(opts), seed=seed))
-    return out

@@ -10,7 +10,11 @@ subclass registers it.  :func:`discover` finds strategies in three places:
 * third-party packages through the Python entry-point group ``l2emg.strategies`` (in the
   package's ``pyproject.toml``: ``[project.entry-points."l2emg.strategies"] mine = "my_pkg.method"``;
   the module is imported, its ``@register_strategy`` classes register);
-* ``--plugin FILE.py``.
+* ``--strategy-file FILE.py`` (old name ``--plugin``): a file of strategies.
+
+Any of these modules may also register composable CL plugins (``@register_plugin`` of
+:mod:`benchmark.strategy.plugins`, also ``benchmark.strategy.register_plugin``): discovery imports it, its plugins register
+and ``--with NAME`` takes them, as the built-in ``ewc``, ``replay`` and ``lwf``.
 
 ``benchmark`` itself never imports a strategy module by name.  A module that fails to import is
 remembered (shown by ``l2emg methods`` and in the unknown-method error) instead of hiding the
@@ -48,6 +52,8 @@ class StrategyEntry:
         return (self.cls.__doc__ or "").strip().splitlines()[0] if self.cls.__doc__ else ""
 
 
+# what a method may be on the leaderboard (MotionLMStrategy.role)
+ROLES = ("method", "upper_bound", "lower_bound")
 _REGISTRY: dict[str, StrategyEntry] = {}
 IMPORT_ERRORS: dict[str, str] = {}
 
@@ -68,10 +74,25 @@ def register_strategy(name: str, config: type = StrategyConfig):
             raise ValueError(f"strategy name {name!r} is already registered by {old.module}")
         cls.name = name
         cls.config_class = config
+        _check_facts(name, cls)
         _REGISTRY[name] = StrategyEntry(name, cls, config, cls.__module__)
         return cls
 
     return wrap
+
+
+def _check_facts(name: str, cls: type) -> None:
+    """The method facts a class states must be of the right kind (see MotionLMStrategy)."""
+    own = vars(cls)
+    where = f"strategy {name!r} ({cls.__module__}.{cls.__qualname__})"
+    for fact in ("display_name", "latex_name"):
+        if not isinstance(own.get(fact, ""), str):
+            raise TypeError(f"{where}: {fact} must be a string")
+    row = own.get("paper_row")
+    if row is not None and (not isinstance(row, int) or isinstance(row, bool) or row < 1):
+        raise TypeError(f"{where}: paper_row must be a row number >= 1 or None, not {row!r}")
+    if own.get("role", "method") not in ROLES:
+        raise ValueError(f"{where}: role {own['role']!r} is not one of {', '.join(ROLES)}")
 
 
 def _import(module: str) -> None:
@@ -81,12 +102,12 @@ def _import(module: str) -> None:
         IMPORT_ERRORS[module] = traceback.format_exc(limit=3).strip().splitlines()[-1]
 
 
-def load_plugin(path: str | Path) -> str:
-    """Import a strategy file (``--plugin FILE.py``); returns its module name."""
+def load_strategy_file(path: str | Path) -> str:
+    """Import a strategy file (``--strategy-file FILE.py``); returns its module name."""
     path = Path(path).resolve()
     if not path.is_file() or path.suffix != ".py":
-        raise DataError(path, "the plugin is not an existing .py file",
-                        "pass --plugin path/to/my_method.py")
+        raise DataError(path, "the strategy file is not an existing .py file",
+                        "pass --strategy-file path/to/my_method.py")
     module = f"l2emg_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     if module in sys.modules:
         return module
@@ -97,8 +118,8 @@ def load_plugin(path: str | Path) -> str:
         spec.loader.exec_module(mod)
     except Exception as err:  # noqa: BLE001 - re-raised as a DataError naming the file
         sys.modules.pop(module, None)
-        raise DataError(path, f"the plugin failed to import ({type(err).__name__}: {err})",
-                        "fix the plugin file") from err
+        raise DataError(path, f"the strategy file failed to import ({type(err).__name__}: {err})",
+                        "fix the strategy file") from err
     return module
 
 
@@ -135,9 +156,11 @@ def _entry_points():
     return metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
-def discover(plugins: Iterable[str | Path] = (), packages: Iterable[str] = STRATEGY_PACKAGES) -> dict:
+def discover(strategy_files: Iterable[str | Path] = (),
+             packages: Iterable[str] = STRATEGY_PACKAGES) -> dict:
     """Import the project's strategy folders (by path), the ``l2emg.strategies`` entry points and
-    the plugin files; returns the registry."""
+    the strategy files; returns the strategy registry (the CL plugins they register are in
+    :data:`benchmark.strategy.plugins.PLUGINS`)."""
     for pkg_name in packages:
         try:
             pkg = project_package(pkg_name)
@@ -157,8 +180,8 @@ def discover(plugins: Iterable[str | Path] = (), packages: Iterable[str] = STRAT
         except Exception:  # noqa: BLE001 - one broken package must not hide the others
             IMPORT_ERRORS[f"entry point {ep.name} ({ep.value})"] = \
                 traceback.format_exc(limit=3).strip().splitlines()[-1]
-    for p in plugins:
-        load_plugin(p)
+    for path in strategy_files:
+        load_strategy_file(path)
     return dict(_REGISTRY)
 
 
@@ -183,3 +206,51 @@ def make_config(name: str, values: dict | None = None) -> StrategyConfig:
     except (TypeError, ValueError) as err:
         raise DataError(None, f"bad config for method {name!r}: {err}",
                         "check the --set key=value pairs") from err
+
+
+# ----------------------------------------------------------------------------- method facts
+def method_info(name: str) -> dict:
+    """The method facts of registered method ``name`` (what ``result.json`` records as
+    ``method_info``): ``display_name``, ``latex_name``, ``role``, ``paper_row``; each taken from
+    the class's own body (a fact a class does not state is the default, not its parent's)."""
+    own = vars(get_strategy(name).cls)
+    return {"display_name": own.get("display_name") or name,
+            "latex_name": own.get("latex_name", ""),
+            "role": own.get("role", "method"), "paper_row": own.get("paper_row")}
+
+
+def display_name(name: str) -> str:
+    """Table name of registered method ``name``."""
+    return method_info(name)["display_name"]
+
+
+def paper_methods() -> list[str]:
+    """The registered methods of the paper's Table 2, in its row order (two methods that claim
+    the same row are an error naming both)."""
+    rows: dict[int, str] = {}
+    for name in available():
+        row = method_info(name)["paper_row"]
+        if row is None:
+            continue
+        if row in rows:
+            raise DataError(None, f"methods {rows[row]!r} and {name!r} both claim paper_row {row}",
+                            "give each method of the paper's Table 2 its own paper_row")
+        rows[row] = name
+    return [rows[r] for r in sorted(rows)]
+
+
+def with_role(role: str) -> list[str]:
+    """The registered methods of ``role`` (one of :data:`ROLES`), sorted by name."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    return [n for n in available() if method_info(n)["role"] == role]
+
+
+def role_method(role: str) -> str:
+    """The one registered method of ``role`` (e.g. the lower bound); none or several -> DataError."""
+    found = with_role(role)
+    if len(found) != 1:
+        raise DataError(None, f"{len(found)} registered methods have role {role!r} "
+                        f"({', '.join(found) or 'none'}), expected one",
+                        "set role on exactly one strategy class (or name the method explicitly)")
+    return found[0]

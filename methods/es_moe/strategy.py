@@ -80,6 +80,9 @@ class ESMoEConfig(StrategyConfig):
 class ESMoE(MotionLMStrategy):
     """ES-MoE: CGED emotion decoupling + gated per-scenario LoRA experts (the paper's method)."""
 
+    display_name = "ES-MoE"
+    paper_row = 8
+
     key_gate: ClassVar[bool] = True     # Eq. 4 gate (query network + orthogonal keys)
 
     def __init__(self, **kwargs):
@@ -236,7 +239,7 @@ class ESMoE(MotionLMStrategy):
         return w
 
     def _progress(self) -> float:
-        return getattr(self, "_steps", 0) / self.planned_steps()
+        return self.steps_in_experience / self.planned_steps()
 
     def routing(self, weights: torch.Tensor | None):
         """Context: the expert bank uses ``weights`` (B, E) (no-op without SAMoE)."""
@@ -325,15 +328,25 @@ class ESMoENoEmoConfig(ESMoEConfig):
 class ESMoENoCGED(ESMoE):
     """ES-MoE w/o CGED (Table 2 ablation): the gate reads the pooled embeddings X."""
 
+    display_name = "w/o CGED"
+    paper_row = 9
+
 
 @register_strategy("es_moe_no_samoe", config=ESMoENoSAMoEConfig)
 class ESMoENoSAMoE(ESMoE):
     """ES-MoE w/o SAMoE (Table 2 ablation): one LoRA shared by all scenarios."""
 
+    display_name = "w/o SAMoE"
+    paper_row = 10
+
 
 @register_strategy("es_moe_no_emo_loss", config=ESMoENoEmoConfig)
 class ESMoENoEmoLoss(ESMoE):
     """ES-MoE w/o L_emo (Table 2 ablation): lambda = 0."""
+
+    display_name = "w/o L_emo"
+    latex_name = r"w/o $\mathcal{L}_{emo}$"
+    paper_row = 11
 
 
 # ----------------------------------------------------------------------------- repaired routing
@@ -361,6 +374,8 @@ class ESMoERouted(ESMoE):
     QueryEmbedding(h) . K_j.  The prototype of scenario i is taken at the start of experience
     i from its training prompts (frozen features: it cannot drift).  CGED, the injection,
     L_emo, the masking by training time point and top-k + softmax are ES-MoE's."""
+
+    display_name = "ES-MoE (routed)"
 
     key_gate: ClassVar[bool] = False
 
