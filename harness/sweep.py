@@ -486,7 +486,10 @@ def add_grid_args(p) -> None:
                         "systems of the paper's Table 2, in its row order, as their classes' "
                         "paper_row says); NAME+PLUGIN[+PLUGIN] composes CL plugins, e.g. "
                         "A,B,B+replay (--with adds plugins to every method)")
-    p.add_argument("--settings", default="unseen,mixed", help="comma-separated: unseen,mixed")
+    p.add_argument("--settings", default="unseen",
+                   help="comma-separated: unseen,mixed (default unseen, the setting the default "
+                        "stream is built for; mixed adds the paper's control setting: random "
+                        "mixtures of every scenario, as many runs again)")
     p.add_argument("--orders", default="1,2,3",
                    help="comma-separated order numbers (1,2,3); an explicit order is ';'-separated "
                         "lists of names, e.g. 'Dance,Sports;Sports,Dance'")

@@ -70,7 +70,10 @@ def test_pool_option_validated_and_hashed_only_when_not_the_reference():
         EvalSettings(pool="everything")
     from harness.run_config import RunConfig
 
-    base = RunConfig.from_options(method="seq_lora", preset="default", out="runs/x")
+    base = RunConfig.from_options(method="seq_lora", preset="tiny", out="runs/x")
     assert base.eval.pool == "subset" and "r_precision_pool" not in base.hashed()
     pooled = base.replace(r_precision_pool="stream")
     assert pooled.eval.pool == "stream" and pooled.hashed()["r_precision_pool"] == "stream"
+    # the default preset scores on the stream pool (results/conflict-pilot, amendment 2)
+    default = RunConfig.from_options(method="seq_lora", preset="default", out="runs/x")
+    assert default.eval.pool == "stream"
