@@ -46,7 +46,8 @@ __all__ = ["RunKey", "StageSettings", "EvalSettings", "TrainSettings", "Executio
 # (Shows, 1,101 motions in Table 1, 15 % test part) has >= 64 test motions, and ``max_test``
 # caps every subset at the same 64.  Keys are the flat option names (see FIELDS below).
 _TINY: dict = dict(
-    max_test=64, r_precision_batch=32, r_precision_pool="subset", corpus_scale=0.45, scenario_style=0.0, stream="paper",
+    max_test=64, r_precision_batch=32, r_precision_pool="subset", corpus_scale=0.45,
+    scenario_style=0.0, stream="paper",
     tokenizer_preset="tiny",
     evaluator_preset="tiny", tiny_backbone=dict(hidden_size=96, intermediate_size=256),
     pretrain=dict(recipe="text"),

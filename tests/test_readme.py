@@ -35,3 +35,16 @@ def test_the_main_command_runs_the_default_preset():
     bench_args(parser)
     args = parser.parse_args(_quick_start()[0].split("l2emg bench", 1)[1].split())
     assert args.preset == DEFAULT_PRESET
+
+
+def test_the_readme_results_table_is_the_published_one():
+    """A results block in the README is exactly the ``readme_table.md`` that ``l2emg publish
+    --readme`` wrote into the results folder it names (never a hand-edited table)."""
+    from leaderboard.publish import README_BEGIN, README_END, TABLE_FILE
+
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(re.escape(README_BEGIN) + r"\n(.*?)" + re.escape(README_END), text, re.S)
+    assert text.count(README_BEGIN) == len(blocks) and text.count(README_END) == len(blocks)
+    for block in blocks:
+        folder = re.search(r"\((results/[^,]+), made by", block).group(1)
+        assert block == (REPO / folder / TABLE_FILE).read_text()
