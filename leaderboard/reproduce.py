@@ -21,6 +21,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import DataError, atomic_write_text, read_json
+from benchmark.reference import VERSION as STAGES_VERSION
+
+# the shipped reference results of the default grid (README's main command, test part), made on
+# the shipped stages of the same version: what `l2emg reproduce` compares with by default
+SHIPPED = Path(__file__).resolve().parent / "reference" / f"{STAGES_VERSION}_default_test.csv"
 
 COLUMNS = ("system", "setting", "metric", "mean", "ci_low", "ci_high", "n_runs", "config_hashes",
            "stage_hashes", "preset", "eval_part")
@@ -164,8 +169,9 @@ def reference(args) -> int:
 
 def reproduce_args(p) -> None:
     p.add_argument("runs", nargs="+", help="your run folders or sweep --out folder")
-    p.add_argument("--reference", required=True,
-                   help="reference results CSV (`l2emg reference`; the published grid's file)")
+    p.add_argument("--reference", default=str(SHIPPED),
+                   help="reference results CSV (`l2emg reference RUNS --out FILE`); default: the "
+                        f"shipped results of the default grid, leaderboard/reference/{SHIPPED.name}")
     p.add_argument("--out", help="also write the comparison as CSV")
 
 

@@ -93,3 +93,30 @@ def test_publish_puts_its_table_into_a_readme_block(tmp_path, capsys):
     assert "old table" not in text and text.endswith(f"{README_END}\n\nafter\n")
     assert f"{README_BEGIN}\n{table}{README_END}" in text
     assert "| SeqLoRA |" in table and "| Chance |" in table and "l2emg publish" in table
+
+
+def test_the_shipped_reference_results_are_the_default_grid_on_the_shipped_stages():
+    """`l2emg reproduce`'s default file: the default grid (every paper system, test part, preset
+    default) made on the shipped stages of the same version, a mean inside its CI per number."""
+    from benchmark import reference as ref_stages
+    from benchmark.strategy import registry
+    from leaderboard.reproduce import SHIPPED, read_reference
+
+    table = read_reference(SHIPPED)
+    manifest = json.loads((ref_stages.ROOT / ref_stages.VERSION / ref_stages.MANIFEST).read_text())
+    stages = {**manifest["stage_hashes"], "corpus": manifest["corpus_hash"]}
+    assert set(table["stage_hashes"]) == {";".join(f"{k}={stages[k]}" for k in sorted(stages))}
+    assert set(table["preset"]) == {"default"} and set(table["eval_part"]) == {"test"}
+    registry.discover(())
+    assert set(table["system"]) == set(registry.paper_methods())
+    assert ((table["ci_low"] <= table["mean"]) & (table["mean"] <= table["ci_high"])).all()
+    continual = table[(table["system"] != "mtl") & (table["metric"] == "AR")]
+    assert (continual["n_runs"] == 3).all() and len(continual) == len(registry.paper_methods()) - 1
+
+
+def test_reproduce_defaults_to_the_shipped_reference(tmp_path, capsys):
+    """With no --reference, the shipped file is read: a run of another preset is refused as
+    another protocol (exit 1), never compared silently."""
+    runs = _grid(tmp_path / "mine")
+    assert main(["reproduce", str(runs)]) == 1
+    assert "protocol (preset, eval part) does NOT match" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import importlib
 
 _EXPORTS = {
     "MotionLMStrategy": "benchmark.strategy.base",
-    "Route": "benchmark.strategy.base",
+    "Route": "benchmark.strategy.generation",
     "StrategyConfig": "benchmark.strategy.config",
     "register_strategy": "benchmark.strategy.registry",
     "discover": "benchmark.strategy.registry",

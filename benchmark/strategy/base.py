@@ -17,11 +17,13 @@ the scenario with ``payload = motion tokenizer codes``).  What the template does
   ``requires_grad`` after :meth:`before_experience` (+ ``method_modules``), state reset or
   carried by parameter name, and the experience's learning-rate schedule (``lr_schedule``:
   constant, or a linear / cosine decay to 0 over :meth:`planned_steps`, a torch ``LambdaLR``);
-* checkpoints (:meth:`state_dict` / :meth:`load_state_dict`, one table of parts,
-  :meth:`state_parts`): adapters, ``method_modules`` (grown back to the saved number of entries
-  of any ``ParameterList``; ``requires_grad`` as saved), the expert bank (experts + fixed
-  weights), every value declared with :meth:`keep`, the CL plugins' states, optimiser, counters
-  and history.  A method declares its state with :meth:`keep` and writes no ``state_dict``.
+* generation (:class:`~benchmark.strategy.generation.GenerationMixin`): ``generate(texts)`` in
+  chunks, each routed as :meth:`route` says (a :class:`Route`);
+* checkpoints (:class:`~benchmark.strategy.state.CheckpointMixin`: :meth:`state_dict` /
+  :meth:`load_state_dict`, one table of parts, :meth:`state_parts`): adapters,
+  ``method_modules`` (grown back to the saved number of entries of any ``ParameterList``;
+  ``requires_grad`` as saved), the expert bank (experts + fixed weights), every value declared
+  with :meth:`keep`, the CL plugins' states, optimiser, counters and history.  A method declares its state with :meth:`keep` and writes no ``state_dict``.
 
 Methods override small hooks: :meth:`before_experience` / :meth:`after_experience` (add, freeze,
 merge adapters...), :meth:`loss_terms`, :meth:`route` (routing at generation),
@@ -33,9 +35,7 @@ with any method.  Evaluation stays outside.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -45,10 +45,11 @@ from torch.utils.data import DataLoader
 
 from benchmark import seed as _seed
 from benchmark.strategy import lora, speed
-from benchmark.strategy import state as _state
+from benchmark.strategy.state import CheckpointMixin
 from benchmark.strategy.config import StrategyConfig
 from benchmark.strategy.curves import evaluation_plugin
 from benchmark.strategy.experts import ExpertBank
+from benchmark.strategy.generation import GenerationMixin, Route, RoutedModel  # noqa: F401 (base re-exports them)
 from benchmark.strategy.plugins import CLPlugin, make_plugins
 
 
@@ -75,42 +76,7 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     raise ValueError(f"unknown lr_schedule {schedule!r} (constant, linear, cosine)")
 
 
-@dataclass
-class Route:
-    """How one batch of prompts is generated (what :meth:`MotionLMStrategy.route` returns).
-
-    ``weights`` (B, E): gate weights of the strategy's :class:`ExpertBank` while sampling;
-    ``inputs_embeds`` (B, L, d): replace the prompt's token embeddings (with ``input_ids`` kept);
-    ``adapters`` (B,): the LoRA adapter each prompt is generated with (hard routing: the prompts
-    are generated in groups, one per adapter in creation order, each adapter with its own
-    motion-token rows).  Fields may be combined except ``adapters`` with the others."""
-
-    weights: torch.Tensor | None = None
-    inputs_embeds: torch.Tensor | None = None
-    adapters: Sequence[str] | None = None
-
-
-class RoutedModel(torch.nn.Module):
-    """The strategy's LM with :meth:`MotionLMStrategy.route` applied to every ``generate`` call
-    (weights / inputs_embeds routes; for callers that drive ``model.generate`` themselves)."""
-
-    def __init__(self, strategy: "MotionLMStrategy"):
-        super().__init__()
-        self.inner = strategy.model
-        self._strategy = [strategy]          # not a submodule
-
-    @torch.no_grad()
-    def generate(self, input_ids, attention_mask, **kwargs):
-        s = self._strategy[0]
-        route = s.route({"input_ids": input_ids, "attention_mask": attention_mask, "texts": None})
-        if route is not None and route.adapters is not None:
-            raise ValueError("RoutedModel cannot split a batch by adapter; use strategy.generate")
-        with s._routing(route) as extra:
-            return self.inner.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                       **extra, **kwargs)
-
-
-class MotionLMStrategy(SupervisedTemplate):
+class MotionLMStrategy(GenerationMixin, CheckpointMixin, SupervisedTemplate):
     """Base of every L2-EMG strategy (one class + one config dataclass per method).
 
     Method facts: what the leaderboard and the harness know of a method, stated by its own
@@ -328,154 +294,6 @@ class MotionLMStrategy(SupervisedTemplate):
         """Context manager: torch's CPU RNG seeded with ``seed + offset`` inside (build a method's
         modules in it: the same initial weights in every process), restored after."""
         return _seed.seeded(self.seed + offset)
-
-    @torch.no_grad()
-    def generate(self, texts: Sequence[str], settings=None) -> list[np.ndarray]:
-        """Motion codes for each text (empty array = failed output), in chunks of
-        ``settings.batch_size`` prompts, each generated as :meth:`route` says."""
-        from benchmark.backbone.motion_lm import GenerationSettings
-
-        texts, settings = list(texts), settings or GenerationSettings()
-        self.model.to(self.device)
-        self.method_modules.to(self.device)
-        out: list[np.ndarray] = []
-        with self.eval_mode():
-            for start in range(0, len(texts), settings.batch_size):
-                out.extend(self._generate_chunk(texts[start: start + settings.batch_size], settings))
-        return out
-
-    def _inputs(self, texts: list[str]) -> dict:
-        return {k: v.to(self.device) for k, v in self.motion_lm.generation_inputs(texts).items()}
-
-    def _generate_chunk(self, texts: list[str], settings) -> list[np.ndarray]:
-        batch = self._inputs(texts)
-        route = self.route({**batch, "texts": texts})
-        if route is None or route.adapters is None:
-            with self._routing(route) as extra, self._merged_lora():
-                return self.motion_lm.generate_batch(batch, settings, **extra)
-        if route.weights is not None or route.inputs_embeds is not None:
-            raise ValueError("a Route with adapters cannot also carry weights or inputs_embeds")
-        names = list(route.adapters)
-        order = list(self.motion_lm.adapters)
-        out: list = [None] * len(texts)
-        active = list(self.model.base_model.active_adapters)
-        try:
-            for name in sorted(set(names), key=order.index):
-                idx = [i for i, n in enumerate(names) if n == name]
-                self.model.base_model.set_adapter(name)
-                with self._merged_lora():
-                    codes = self.motion_lm.generate_batch(self._inputs([texts[i] for i in idx]),
-                                                          settings)
-                for i, c in zip(idx, codes):
-                    out[i] = c
-        finally:
-            lora.set_active(self.motion_lm, active if len(active) > 1 else active[0])
-        return out
-
-    def _merged_lora(self):
-        """``merge_for_generation``: the active adapters merged into weight copies while one
-        batch is sampled (not with an expert bank, whose hooks mix the adapters per prompt)."""
-        if self.config.merge_for_generation and self.bank is None and lora.is_peft(self.model):
-            return speed.merged_lora(self.model)
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def _routing(self, route: Route | None):
-        """Apply a weights / inputs_embeds route: yields the extra ``generate`` arguments."""
-        if route is None:
-            yield {}
-            return
-        extra = {} if route.inputs_embeds is None else {"inputs_embeds": route.inputs_embeds}
-        if route.weights is None:
-            yield extra
-            return
-        if self.bank is None:
-            raise RuntimeError(f"{type(self).__name__}.route gave weights but there is no expert bank")
-        with self.bank.route(weights=route.weights):
-            yield extra
-
-    def routed_model(self) -> RoutedModel:
-        """The LM wrapped so that ``model.generate(input_ids, attention_mask, ...)`` is routed."""
-        return RoutedModel(self)
-
-    # ------------------------------------------------------------------ checkpoint
-    def state_parts(self) -> dict[str, tuple]:
-        """The one table of what a checkpoint holds: part name -> (save(), load(saved)), loaded
-        in this order.  A method adds to part ``kept`` with :meth:`keep`, never a part of its
-        own; a CL plugin's ``state_dict`` goes into part ``plugins`` under its name."""
-        return {
-            "adapters": (lambda: lora.adapter_state(self.motion_lm),
-                         lambda saved: lora.load_adapter_state(self.motion_lm, saved)),
-            "method_modules": (lambda: _state.save_modules(self.method_modules),
-                               lambda saved: _state.load_modules(self.method_modules, saved)),
-            "bank": (self._save_bank, self._load_bank),
-            "kept": (lambda: {n: _state.save_value(getattr(self, n)) for n in self._kept},
-                     self._load_kept),
-            "plugins": (lambda: {p.name: _state.to_cpu(p.state_dict()) for p in self.cl_plugins},
-                        self._load_plugins),
-            "optimizer": (self._named_optimizer_state,
-                          lambda saved: setattr(self, "_pending_opt", saved)),
-            "exp_counter": (lambda: self.exp_counter,
-                            lambda saved: setattr(self, "exp_counter", int(saved))),
-            "history": (lambda: list(self.history),
-                        lambda saved: setattr(self, "history", list(saved))),
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        """The strategy's checkpoint: every part of :meth:`state_parts` (CPU copies)."""
-        return {name: save() for name, (save, _) in self.state_parts().items()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`state_dict` on a freshly built strategy of the same method and
-        config (checkpoints written before this method existed have the same parts)."""
-        parts = self.state_parts()
-        missing = [n for n in parts if n not in state]
-        if missing:
-            raise KeyError(f"{type(self).__name__}: the checkpoint lacks part(s) {missing}; "
-                           "it was not written by MotionLMStrategy.state_dict")
-        for name, (_, load) in parts.items():
-            load(state[name])
-        self.model.to(self.device)
-        self.method_modules.to(self.device)
-
-    def _save_bank(self) -> dict | None:
-        if self.bank is None:
-            return None
-        w = self.bank.fixed_weights
-        return {"experts": list(self.bank.experts), "weights": None if w is None else _state.to_cpu(w)}
-
-    def _load_bank(self, saved: dict | None) -> None:
-        if saved is None:
-            return
-        if self.bank is not None:
-            self.bank.detach()
-        self.bank = ExpertBank(self.model, saved["experts"]).attach()
-        if saved["weights"] is not None:
-            self.bank.set_weights(saved["weights"])
-
-    def _load_kept(self, saved: dict) -> None:
-        for name, entry in saved.items():
-            if name not in self._kept:
-                raise KeyError(f"{type(self).__name__}: the checkpoint keeps {name!r}, which this "
-                               "strategy does not declare with keep()")
-            device = self.device if self._kept[name] else "cpu"
-            setattr(self, name, _state.load_value(getattr(self, name, None), entry, device))
-
-    def _load_plugins(self, saved: dict) -> None:
-        plugins = {p.name: p for p in self.cl_plugins}
-        if set(plugins) != set(saved):
-            raise KeyError(f"checkpoint plugins {sorted(saved)} != {sorted(plugins)}")
-        for name, st in saved.items():
-            plugins[name].load_state_dict(_state.to_device(st, self.device))
-
-    def _named_optimizer_state(self) -> dict[str, dict]:
-        out = {}
-        for name, p in zip(self._opt_names, self.optimizer.param_groups[0]["params"]):
-            st = self.optimizer.state.get(p)
-            if st:
-                out[name] = {k: v.detach().cpu().clone() if torch.is_tensor(v) else v
-                             for k, v in st.items()}
-        return out
 
     # ------------------------------------------------------------------ template overrides
     def _before_training_exp(self, **kwargs):

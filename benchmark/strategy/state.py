@@ -10,9 +10,13 @@ device moves, one declared value, modules whose ``ParameterList``s grow.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import torch
+
+from benchmark.strategy import lora
+from benchmark.strategy.experts import ExpertBank
 
 
 def to_cpu(value):
@@ -97,3 +101,88 @@ def grow_parameter_lists(root: torch.nn.Module, state: dict) -> None:
             prefix = ".".join(path)
             while len(parent) <= int(idx):
                 parent.append(torch.nn.Parameter(torch.zeros_like(state[f"{prefix}.{len(parent)}"])))
+
+
+class CheckpointMixin:
+    """``MotionLMStrategy``'s checkpoint: one table of named parts (:meth:`state_parts`) saved by
+    :meth:`state_dict` and loaded in order by :meth:`load_state_dict` (uses the strategy's
+    ``motion_lm``, ``method_modules``, ``bank``, ``_kept``, ``cl_plugins``, ``optimizer``,
+    counters and ``history``)."""
+
+    def state_parts(self) -> dict[str, tuple]:
+        """The one table of what a checkpoint holds: part name -> (save(), load(saved)), loaded
+        in this order.  A method adds to part ``kept`` with :meth:`keep`, never a part of its
+        own; a CL plugin's ``state_dict`` goes into part ``plugins`` under its name."""
+        return {
+            "adapters": (lambda: lora.adapter_state(self.motion_lm),
+                         lambda saved: lora.load_adapter_state(self.motion_lm, saved)),
+            "method_modules": (lambda: save_modules(self.method_modules),
+                               lambda saved: load_modules(self.method_modules, saved)),
+            "bank": (self._save_bank, self._load_bank),
+            "kept": (lambda: {n: save_value(getattr(self, n)) for n in self._kept},
+                     self._load_kept),
+            "plugins": (lambda: {p.name: to_cpu(p.state_dict()) for p in self.cl_plugins},
+                        self._load_plugins),
+            "optimizer": (self._named_optimizer_state,
+                          lambda saved: setattr(self, "_pending_opt", saved)),
+            "exp_counter": (lambda: self.exp_counter,
+                            lambda saved: setattr(self, "exp_counter", int(saved))),
+            "history": (lambda: list(self.history),
+                        lambda saved: setattr(self, "history", list(saved))),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy's checkpoint: every part of :meth:`state_parts` (CPU copies)."""
+        return {name: save() for name, (save, _) in self.state_parts().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict` on a freshly built strategy of the same method and
+        config (checkpoints written before this method existed have the same parts)."""
+        parts = self.state_parts()
+        missing = [n for n in parts if n not in state]
+        if missing:
+            raise KeyError(f"{type(self).__name__}: the checkpoint lacks part(s) {missing}; "
+                           "it was not written by MotionLMStrategy.state_dict")
+        for name, (_, load) in parts.items():
+            load(state[name])
+        self.model.to(self.device)
+        self.method_modules.to(self.device)
+
+    def _save_bank(self) -> dict | None:
+        if self.bank is None:
+            return None
+        w = self.bank.fixed_weights
+        return {"experts": list(self.bank.experts), "weights": None if w is None else to_cpu(w)}
+
+    def _load_bank(self, saved: dict | None) -> None:
+        if saved is None:
+            return
+        if self.bank is not None:
+            self.bank.detach()
+        self.bank = ExpertBank(self.model, saved["experts"]).attach()
+        if saved["weights"] is not None:
+            self.bank.set_weights(saved["weights"])
+
+    def _load_kept(self, saved: dict) -> None:
+        for name, entry in saved.items():
+            if name not in self._kept:
+                raise KeyError(f"{type(self).__name__}: the checkpoint keeps {name!r}, which this "
+                               "strategy does not declare with keep()")
+            device = self.device if self._kept[name] else "cpu"
+            setattr(self, name, load_value(getattr(self, name, None), entry, device))
+
+    def _load_plugins(self, saved: dict) -> None:
+        plugins = {p.name: p for p in self.cl_plugins}
+        if set(plugins) != set(saved):
+            raise KeyError(f"checkpoint plugins {sorted(saved)} != {sorted(plugins)}")
+        for name, st in saved.items():
+            plugins[name].load_state_dict(to_device(st, self.device))
+
+    def _named_optimizer_state(self) -> dict[str, dict]:
+        out = {}
+        for name, p in zip(self._opt_names, self.optimizer.param_groups[0]["params"]):
+            st = self.optimizer.state.get(p)
+            if st:
+                out[name] = {k: v.detach().cpu().clone() if torch.is_tensor(v) else v
+                             for k, v in st.items()}
+        return out
