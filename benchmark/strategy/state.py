@@ -183,6 +183,5 @@ class CheckpointMixin:
         for name, p in zip(self._opt_names, self.optimizer.param_groups[0]["params"]):
             st = self.optimizer.state.get(p)
             if st:
-                out[name] = {k: v.detach().cpu().clone() if torch.is_tensor(v) else v
-                             for k, v in st.items()}
+                out[name] = to_cpu(dict(st))
         return out
