@@ -124,6 +124,30 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def atomic_save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict | None = None) -> Path:
+    """Write a flat ``{name: tensor}`` dict as one safetensors file, atomically (no pickle, readable
+    by any safetensors reader; the bytes depend only on names, dtypes, shapes and values)."""
+    return atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
+
+
+def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
+    """The bytes :func:`atomic_save_safetensors` writes (so a hash can be taken before saving)."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata=metadata)
+
+
+def load_safetensors(path: str | os.PathLike, fix: str) -> dict:
+    """A safetensors file's ``{name: tensor}`` on CPU; a truncated or foreign file is a DataError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DataError(path, f"cannot be read as safetensors ({err})", fix) from err
+
+
 def _owner() -> str:
     """``host-pid``: who builds a temporary folder (so a later build can tell a dead one's)."""
     return f"{platform.node().replace('.', '_') or 'host'}-{os.getpid()}"
@@ -209,6 +233,17 @@ def hash_files(paths: Iterable[str | os.PathLike], root: str | os.PathLike | Non
         with open(p, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def hash_blobs(blobs: dict[str, bytes], n: int = 16) -> str:
+    """:func:`hash_files` of files not written yet: ``{relative name: bytes}`` hashes as those
+    files would, once written under those names."""
+    h = hashlib.sha256()
+    for name in sorted(blobs, key=Path):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(blobs[name])
     return h.hexdigest()[:n]
 
 

@@ -1,12 +1,15 @@
 """The Evaluator API: embeddings, emotion predictions and the full metric row for generations.
 
 One folder = one evaluator: ``config.json`` (sizes, vocabulary, emotions, corpus hash),
-``evaluator.pt`` (T2M + emotion weights, evaluator mean/std) and ``report.json``.
+``evaluator.safetensors`` (T2M + emotion weights, evaluator mean/std) and ``report.json``.
+Folders written before the safetensors switch hold ``evaluator.pt`` (a torch state dict read with
+``weights_only``, e.g. the shipped ``l2emg-ref-v1``); both load.  The content hash is over the
+folder's files (config and weights), so the same weights in the other format are another hash:
+a released evaluator keeps the format it was released in.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -15,7 +18,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmark.io import DataError, atomic_dir, atomic_save_npz, atomic_torch_save, atomic_write_json, hash_files
+from benchmark.io import (DataError, atomic_dir, atomic_save_npz, atomic_write_bytes, atomic_write_json,
+                          hash_blobs, hash_files, load_safetensors, safetensors_bytes, to_json)
 from evaluators import metrics as M
 from evaluators.config import EvaluatorConfig
 from evaluators.data import check_motions, pad_batch, random_crop
@@ -23,7 +27,15 @@ from evaluators.emotion import EmotionClassifier, predict
 from evaluators.modules import NetConfig, T2MEvaluatorNet
 from evaluators.vocab import Vocabulary
 
-FILES = ("config.json", "evaluator.pt")
+WEIGHTS = "evaluator.safetensors"
+LEGACY_WEIGHTS = "evaluator.pt"     # written before the safetensors switch; still read
+PARTS = ("t2m", "emotion")          # flat safetensors names: "t2m.<param>", "emotion.<param>", mean, std
+
+
+def weights_file(root: Path) -> Path:
+    """The folder's weight file: safetensors, else the legacy torch file (which may be absent)."""
+    return root / WEIGHTS if (root / WEIGHTS).is_file() or not (root / LEGACY_WEIGHTS).is_file() \
+        else root / LEGACY_WEIGHTS
 
 
 def build_nets(cfg: EvaluatorConfig) -> tuple[T2MEvaluatorNet, EmotionClassifier]:
@@ -66,23 +78,23 @@ class Evaluator:
     def content_hash(self) -> str:
         if self._hash is None:
             if self.root is not None:
-                self._hash = hash_files([self.root / f for f in FILES], self.root)
-            else:
-                buf = io.BytesIO()
-                torch.save(self._state(), buf)
-                self._hash = hashlib.sha256(buf.getvalue()).hexdigest()[:16]
+                self._hash = hash_files([self.root / "config.json", weights_file(self.root)], self.root)
+            else:           # what the folder :meth:`save` writes will hash to
+                self._hash = hash_blobs({"config.json": to_json(self.config.to_dict()).encode("utf-8"),
+                                         WEIGHTS: safetensors_bytes(self._tensors())})
         return self._hash
 
-    def _state(self) -> dict:
-        return {"t2m": self.net.state_dict(), "emotion": self.emotion.state_dict(),
-                "mean": torch.from_numpy(self.mean), "std": torch.from_numpy(self.std)}
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        flat = {f"{part}.{k}": v for part, module in zip(PARTS, (self.net, self.emotion))
+                for k, v in module.state_dict().items()}
+        return {**flat, "mean": torch.from_numpy(self.mean), "std": torch.from_numpy(self.std)}
 
     def save(self, out: str | os.PathLike, report: dict | None = None, overwrite: bool = True) -> Path:
-        """Write the folder atomically (config.json, evaluator.pt, report.json)."""
+        """Write the folder atomically (config.json, evaluator.safetensors, report.json)."""
         out = Path(out)
         with atomic_dir(out, overwrite=overwrite) as tmp:
             atomic_write_json(tmp / "config.json", self.config.to_dict())
-            atomic_torch_save(tmp / "evaluator.pt", self._state())
+            atomic_write_bytes(tmp / WEIGHTS, safetensors_bytes(self._tensors()))
             atomic_write_json(tmp / "report.json", report or {})
         if self.root is None:       # a copy elsewhere leaves an already-saved evaluator's root as is
             self.root, self._hash = out, None
@@ -93,9 +105,10 @@ class Evaluator:
              cache_dir: str | os.PathLike | None = None) -> "Evaluator":
         """Load a folder written by :meth:`save`; DataError on missing or inconsistent files."""
         root = Path(path)
-        for name in FILES:
-            if not (root / name).is_file():
-                raise DataError(root / name, "missing from the evaluator folder",
+        weights = weights_file(root)
+        for file in (root / "config.json", weights):
+            if not file.is_file():
+                raise DataError(file, "missing from the evaluator folder",
                                 "train one with `l2emg evaluator train --corpus DIR --out DIR`")
         try:
             cfg = EvaluatorConfig.from_dict(json.loads((root / "config.json").read_text()),
@@ -105,19 +118,26 @@ class Evaluator:
                 raise
             raise DataError(root / "config.json", f"invalid evaluator config ({err})",
                             "retrain the evaluator") from err
-        try:
-            state = torch.load(root / "evaluator.pt", map_location="cpu", weights_only=True)
-        except (RuntimeError, OSError, EOFError) as err:
-            raise DataError(root / "evaluator.pt", f"cannot be read ({err})", "retrain the evaluator") from err
+        if weights.name == WEIGHTS:
+            flat = load_safetensors(weights, "retrain the evaluator, or copy the folder again")
+            state = {part: {k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")}
+                     for part in PARTS}
+            state.update({k: flat[k] for k in ("mean", "std") if k in flat})
+        else:
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+            except (RuntimeError, OSError, EOFError) as err:
+                raise DataError(weights, f"cannot be read ({err})", "retrain the evaluator") from err
         net, emo = build_nets(cfg)
         try:
             net.load_state_dict(state["t2m"])
             emo.load_state_dict(state["emotion"])
+            mean, std = state["mean"].numpy(), state["std"].numpy()
         except (KeyError, RuntimeError) as err:
-            raise DataError(root / "evaluator.pt", f"weights do not match config.json "
+            raise DataError(weights, f"weights do not match config.json "
                             f"(vocabulary {len(cfg.vocab)} words, dims): {str(err)[:200]}",
                             "use the config.json saved with these weights") from err
-        return cls(cfg, net, emo, state["mean"].numpy(), state["std"].numpy(), device, cache_dir, root)
+        return cls(cfg, net, emo, mean, std, device, cache_dir, root)
 
     def check_corpus(self, corpus, max_unknown: float = 0.25) -> None:
         """DataError if ``corpus`` does not fit this evaluator (feature dim, emotions, vocabulary)."""

@@ -22,7 +22,7 @@ def test_set(tiny_corpus):
 
 def test_folder_round_trip(tiny_evaluator, test_set):
     root = tiny_evaluator.root
-    assert {p.name for p in root.iterdir()} >= {"config.json", "evaluator.pt", "report.json"}
+    assert {p.name for p in root.iterdir()} >= {"config.json", "evaluator.safetensors", "report.json"}
     report = json.loads((root / "report.json").read_text())
     assert 0.0 <= report["emotion"]["test_weighted_f1"] <= 1.0
     assert len(report["test_real_vs_real"]["r_precision"]) == 3
@@ -32,6 +32,31 @@ def test_folder_round_trip(tiny_evaluator, test_set):
                                atol=1e-5)
     np.testing.assert_allclose(loaded.embed_texts(texts[:8]), tiny_evaluator.embed_texts(texts[:8]), atol=1e-5)
     assert loaded.content_hash == tiny_evaluator.content_hash
+
+
+def test_the_hash_is_known_before_saving_and_a_legacy_torch_folder_loads(tiny_evaluator, test_set, tmp_path):
+    """An unsaved evaluator's content hash is the one its saved folder will have; a folder written
+    before the safetensors switch (evaluator.pt) loads to the same embeddings; damaged weights are
+    a DataError naming the file."""
+    ev = tiny_evaluator
+    fresh = Evaluator(ev.config, ev.net, ev.emotion, ev.mean, ev.std)
+    before = fresh.content_hash
+    fresh.save(tmp_path / "new")
+    assert before == Evaluator.load(tmp_path / "new").content_hash == ev.content_hash
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "config.json").write_bytes((ev.root / "config.json").read_bytes())
+    torch.save({"t2m": ev.net.state_dict(), "emotion": ev.emotion.state_dict(),
+                "mean": torch.from_numpy(ev.mean), "std": torch.from_numpy(ev.std)}, legacy / "evaluator.pt")
+    old = Evaluator.load(legacy)
+    motions, texts, _ = test_set
+    np.testing.assert_array_equal(old.embed_motions(motions[:4]), ev.embed_motions(motions[:4]))
+    np.testing.assert_array_equal(old.predict_emotions(motions[:4]), ev.predict_emotions(motions[:4]))
+    assert old.content_hash != ev.content_hash          # a file hash: another format, another hash
+    blob = (tmp_path / "new" / "evaluator.safetensors").read_bytes()
+    (tmp_path / "new" / "evaluator.safetensors").write_bytes(blob[:100])
+    with pytest.raises(DataError, match="evaluator.safetensors"):
+        Evaluator.load(tmp_path / "new")
 
 
 def test_embeddings_are_padding_and_batch_invariant(tiny_evaluator, test_set):

@@ -43,7 +43,7 @@ def test_a_release_verifies_and_a_changed_file_is_refused(shipped):
     meta = reference.find(_recipe(cfg), root)
     assert meta["version"] == "l2emg-ref-test" and set(reference.verify(meta, root)) == set(reference.STAGES)
     assert reference.find({**_recipe(cfg), "corpus_scale": 0.5}, root) is None   # another recipe
-    weights = next(p for p in (root / "l2emg-ref-test" / "evaluator").iterdir() if p.suffix == ".pt")
+    weights = next(p for p in (root / "l2emg-ref-test" / "evaluator").iterdir() if p.suffix == ".safetensors")
     weights.write_bytes(weights.read_bytes() + b"x")
     with pytest.raises(DataError, match="checksum"):
         reference.verify(meta, root)
@@ -91,6 +91,23 @@ def test_the_package_ships_the_default_reference():
 
     assert reference.find(_recipe(RunConfig.from_options(method="seq_lora", out=".",
                                                          preset=DEFAULT_PRESET))) == meta
+
+
+def test_the_shipped_stages_load_to_the_manifests_stage_hashes():
+    """The shipped tokenizer and evaluator load (no pickle for the tokenizer: safetensors) and their
+    content hashes are the ones every reference run records."""
+    meta = reference.manifest()
+    if meta is None:
+        pytest.skip("no reference version shipped")
+    from benchmark.tokenizer import MotionTokenizer
+    from evaluators import Evaluator
+
+    folders = reference.verify(meta)
+    assert MotionTokenizer.load(folders["tokenizer"]).content_hash == meta["stage_hashes"]["tokenizer"]
+    assert Evaluator.load(folders["evaluator"]).content_hash == meta["stage_hashes"]["evaluator"]
+    weights = [rel for rel in meta["files"] if rel.split("/")[0] in ("tokenizer", "backbone")
+               and rel.endswith((".pt", ".bin", ".safetensors"))]
+    assert weights and all(rel.endswith(".safetensors") for rel in weights)
 
 
 @pytest.mark.slow

@@ -145,13 +145,34 @@ def test_save_load_round_trip_gives_identical_ids(trained, data, tmp_path):
     tok, _ = trained
     tok.save(tmp_path / "vq")
     assert sorted(p.name for p in (tmp_path / "vq").iterdir()) == ["config.json", "mean.npy",
-                                                                   "std.npy", "vqvae.pt"]
+                                                                   "std.npy", "vqvae.safetensors"]
     back = MotionTokenizer.load(tmp_path / "vq")
     assert back.content_hash == tok.content_hash and back.config == tok.config
     for a, b in zip(tok.encode_batch(data[1]), back.encode_batch(data[1])):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(DataError, match="already exists"):
         tok.save(tmp_path / "vq")
+
+
+def test_a_legacy_torch_folder_loads_to_the_same_tokenizer(trained, data, tmp_path):
+    """Folders written before the safetensors switch (vqvae.pt) still load, with the same content
+    hash (it is over tensors, not file bytes); a damaged safetensors file is a DataError."""
+    import torch
+
+    tok, _ = trained
+    tok.save(tmp_path / "vq")
+    torch.save(tok.vqvae.state_dict(), tmp_path / "vq" / "vqvae.pt")
+    (tmp_path / "vq" / "vqvae.safetensors").rename(tmp_path / "vqvae.safetensors")
+    legacy = MotionTokenizer.load(tmp_path / "vq")
+    assert legacy.content_hash == tok.content_hash
+    np.testing.assert_array_equal(legacy.encode(data[1][0]), tok.encode(data[1][0]))
+    (tmp_path / "vq" / "vqvae.pt").unlink()
+    with pytest.raises(DataError, match="vqvae.safetensors"):
+        MotionTokenizer.load(tmp_path / "vq")                           # no weights at all
+    blob = (tmp_path / "vqvae.safetensors").read_bytes()
+    (tmp_path / "vq" / "vqvae.safetensors").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match="cannot be read as safetensors"):
+        MotionTokenizer.load(tmp_path / "vq")
 
 
 def test_load_validates_folder(trained, tmp_path):
@@ -242,7 +263,7 @@ def test_cli_tokenizer_train(tiny_corpus_dir, tmp_path):
     args = ["tokenizer", "train", "--data", str(tiny_corpus_dir), "--out", str(out), "--preset", "test",
             "--iters", "20"]
     assert main(args) == 0
-    assert {"config.json", "vqvae.pt", "mean.npy", "std.npy", "report.json"} <= {p.name for p in out.iterdir()}
+    assert {"config.json", "vqvae.safetensors", "mean.npy", "std.npy", "report.json"} <= {p.name for p in out.iterdir()}
     report = json.loads((out / "report.json").read_text())
     assert report["iters"] == 20 and "mpjpe_mm" in report["test"]
     assert MotionTokenizer.load(out).content_hash == json.loads((out / "config.json").read_text())["content_hash"]

@@ -3,8 +3,10 @@
 Raw HumanML3D features ``(T, 263)`` are normalised with the stored corpus statistics, cropped to a
 multiple of ``downsample`` (4) and encoded to ``T // 4`` int64 ids; ``decode`` maps ids back to raw
 ``(4 * L, 263)`` features.  Batched calls sort motions by length, pad and mask (so they give the same
-ids as one-by-one calls).  One folder holds everything: ``config.json``, ``vqvae.pt``, ``mean.npy``,
-``std.npy`` and (after training) ``report.json``.
+ids as one-by-one calls).  One folder holds everything: ``config.json``, ``vqvae.safetensors``,
+``mean.npy``, ``std.npy`` and (after training) ``report.json``.  Folders written before the
+safetensors switch hold ``vqvae.pt`` (a torch state dict read with ``weights_only``); both load,
+and the content hash is over tensors, so it is the same in either format.
 """
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.io import (DataError, atomic_dir, atomic_save_npy, atomic_torch_save,
-                          atomic_write_json, to_json)
+from benchmark.io import (DataError, atomic_dir, atomic_save_npy, atomic_save_safetensors,
+                          atomic_write_json, load_safetensors, to_json)
 from benchmark.tokenizer.config import TrainConfig, VQVAEConfig
 from benchmark.tokenizer.vqvae import VQVAE
 
 FORMAT = "l2emg-vqvae/1"
-FILES = ("config.json", "vqvae.pt", "mean.npy", "std.npy")
+WEIGHTS = "vqvae.safetensors"
+LEGACY_WEIGHTS = "vqvae.pt"         # written before the safetensors switch; still read
+FILES = ("config.json", "mean.npy", "std.npy")         # besides one of the two weight files
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -169,7 +173,7 @@ class MotionTokenizer(nn.Module):
     def write_into(self, folder: str | Path) -> None:
         """Write the tokenizer files into an existing folder (each file atomically)."""
         folder = Path(folder)
-        atomic_torch_save(folder / "vqvae.pt", {k: v.detach().cpu() for k, v in self.vqvae.state_dict().items()})
+        atomic_save_safetensors(folder / WEIGHTS, self.vqvae.state_dict(), {"format": FORMAT})
         atomic_save_npy(folder / "mean.npy", self.mean.cpu().numpy())
         atomic_save_npy(folder / "std.npy", self.std.cpu().numpy())
         if self.report is not None:
@@ -188,7 +192,10 @@ class MotionTokenizer(nn.Module):
         path = Path(path)
         if not path.is_dir():
             raise DataError(path, "tokenizer folder not found", "run `l2emg tokenizer train` first")
+        weights = path / WEIGHTS if (path / WEIGHTS).is_file() else path / LEGACY_WEIGHTS
         missing = [f for f in FILES if not (path / f).is_file()]
+        if not weights.is_file():
+            missing.append(WEIGHTS)
         if missing:
             raise DataError(path, f"tokenizer folder lacks {', '.join(missing)}",
                             "retrain it with `l2emg tokenizer train`")
@@ -212,13 +219,19 @@ class MotionTokenizer(nn.Module):
             report = json.loads((path / "report.json").read_text())
         tok = cls(config, mean, std, preset=meta.get("preset", "custom"), train_config=train,
                   corpus_hash=meta.get("corpus_hash"), seed=meta.get("seed"), report=report)
-        state = torch.load(path / "vqvae.pt", map_location="cpu", weights_only=True)
+        fix = "the folder was modified or half-copied; retrain or copy it again"
+        if weights.suffix == ".safetensors":
+            state = load_safetensors(weights, fix)
+        else:
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+            except (RuntimeError, OSError, EOFError) as err:
+                raise DataError(weights, f"cannot be read ({err})", fix) from err
         try:
             tok.vqvae.load_state_dict(state)
         except RuntimeError as err:
-            raise DataError(path / "vqvae.pt", f"weights do not fit config.json ({str(err)[:200]})",
+            raise DataError(weights, f"weights do not fit config.json ({str(err)[:200]})",
                             "retrain the tokenizer") from err
         if meta.get("content_hash") not in (None, tok.content_hash):
-            raise DataError(path / "vqvae.pt", "weights/statistics do not match config.json's content_hash",
-                            "the folder was modified or half-copied; retrain or copy it again")
+            raise DataError(weights, "weights/statistics do not match config.json's content_hash", fix)
         return tok.to(device).eval()

@@ -175,7 +175,7 @@ def train_tokenizer(corpus, out: str | Path, preset: str = "tiny", seed: int = 0
                     device: str | torch.device = "cpu", overwrite: bool = False,
                     verbose: bool = False) -> MotionTokenizer:
     """Train on ``corpus``'s train part, report on its test part, write the folder ``out`` atomically
-    (config.json, vqvae.pt, mean.npy, std.npy, report.json) and return the tokenizer."""
+    (config.json, vqvae.safetensors, mean.npy, std.npy, report.json) and return the tokenizer."""
     chosen = get_preset(preset, iters)
     out = Path(out)
     if out.exists() and not overwrite:
