@@ -154,6 +154,64 @@ def report_text(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def compare_runs(roots, published) -> pd.DataFrame:
+    """Each of your runs against the published run of the same config hash under ``published``
+    (e.g. results/default-v1/runs): how many of its ``matrices/*.csv`` are byte-identical, the
+    largest absolute difference of a numeric cell, and whether the aggregates are equal.  The
+    protocol is deterministic on CPU, so a run on the same stages should match exactly; another
+    BLAS or device leaves float noise, which the difference column shows."""
+    twins = {res.get("config_hash"): path.parent for path, res in _results([published])}
+    rows = []
+    for path, res in _results(roots):
+        run = path.parent
+        row = {"run": f"{res['method']}/{res['setting']}/order{res['order']}/seed{res['seed']}",
+               "config_hash": res.get("config_hash"), "published": None, "matrices": 0,
+               "identical": 0, "max_abs_difference": math.nan, "aggregates_equal": False}
+        twin = twins.get(res.get("config_hash"))
+        if twin is not None and twin.resolve() != run.resolve():
+            row["published"] = str(twin)
+            mats = sorted((run / "matrices").glob("*.csv"))
+            worst = 0.0
+            for m in mats:
+                other = twin / "matrices" / m.name
+                if not other.is_file():
+                    worst = math.inf
+                    continue
+                if m.read_bytes() == other.read_bytes():
+                    row["identical"] += 1
+                    continue
+                a, b = pd.read_csv(m), pd.read_csv(other)
+                if a.shape != b.shape:
+                    worst = math.inf
+                    continue
+                x = a.select_dtypes("number").to_numpy(float)
+                y = b.select_dtypes("number").to_numpy(float)
+                both = np.isfinite(x) & np.isfinite(y)
+                worst = max(worst, float(np.abs(x - y)[both].max(initial=0.0)),
+                            math.inf if (np.isfinite(x) != np.isfinite(y)).any() else 0.0)
+            row.update(matrices=len(mats), max_abs_difference=worst,
+                       aggregates_equal=res.get("aggregates") == read_json(twin / "result.json").get("aggregates"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def runs_text(table: pd.DataFrame) -> str:
+    matched = table[table["published"].notna()]
+    exact = matched[(matched["identical"] == matched["matrices"]) & matched["aggregates_equal"]]
+    worst = matched["max_abs_difference"].max() if len(matched) else math.nan
+    lines = [f"runs: {len(matched)}/{len(table)} have a published twin (same config hash); "
+             f"{len(exact)} byte-identical (every matrix, equal aggregates); largest cell "
+             f"difference {worst:.3g}"]
+    for r in table.itertuples():
+        if pd.isna(r.published):
+            lines.append(f"  --  {r.run:<40} no published run with config hash {r.config_hash}")
+        else:
+            lines.append(f"  {'=  ' if r.identical == r.matrices and r.aggregates_equal else '~  '}"
+                         f"{r.run:<40} {r.identical}/{r.matrices} matrices identical, "
+                         f"max |diff| {r.max_abs_difference:.3g}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- CLI
 def reference_args(p) -> None:
     p.add_argument("runs", nargs="+", help="run folders or a sweep's --out folder")
@@ -173,6 +231,10 @@ def reproduce_args(p) -> None:
                    help="reference results CSV (`l2emg reference RUNS --out FILE`); default: the "
                         f"shipped results of the default grid, leaderboard/reference/{SHIPPED.name}")
     p.add_argument("--out", help="also write the comparison as CSV")
+    p.add_argument("--runs-of", metavar="FOLDER",
+                   help="also compare each run with the published run of the same config hash in "
+                        "FOLDER (e.g. results/default-v1/runs): matrices byte for byte, the largest "
+                        "cell difference (informational: the exit status is the CI check's)")
 
 
 def reproduce(args) -> int:
@@ -180,5 +242,11 @@ def reproduce(args) -> int:
     if args.out:
         atomic_write_text(args.out, table.to_csv(index=False, float_format="%.6g"))
     print(report_text(table))
+    if args.runs_of:
+        runs = compare_runs(args.runs, args.runs_of)
+        if args.out:
+            atomic_write_text(Path(args.out).with_name(Path(args.out).stem + "_runs.csv"),
+                              runs.to_csv(index=False, float_format="%.6g"))
+        print(runs_text(runs))
     ok = bool(table["inside"].all() and table["same_stages"].all() and table["same_protocol"].all())
     return 0 if ok else 1

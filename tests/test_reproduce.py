@@ -120,3 +120,37 @@ def test_reproduce_defaults_to_the_shipped_reference(tmp_path, capsys):
     runs = _grid(tmp_path / "mine")
     assert main(["reproduce", str(runs)]) == 1
     assert "protocol (preset, eval part) does NOT match" in capsys.readouterr().out
+
+
+def test_runs_of_compares_each_run_with_its_published_twin(tmp_path, capsys):
+    """--runs-of pairs runs by config hash: a copy is byte-identical, an edited matrix cell shows
+    its difference, a run with no published twin is named; the exit status stays the CI check's."""
+    from leaderboard.reproduce import compare_runs
+
+    published = tmp_path / "published"
+    for order in (1, 2, 3):
+        make_fake_run(published, "seq_lora", order=order, quality=0.3, noise=0.01)
+    main(["reference", str(published), "--out", str(tmp_path / "reference.csv")])
+    mine = tmp_path / "mine"
+    shutil.copytree(published, mine)
+    table = compare_runs([mine], published).set_index("run")
+    assert (table["identical"] == table["matrices"]).all() and table["aggregates_equal"].all()
+    assert (table["max_abs_difference"] == 0).all() and (table["matrices"] > 0).all()
+
+    run2 = mine / "seq_lora" / "unseen" / "order2" / "seed0"
+    cells = pd.read_csv(run2 / "matrices" / "r_precision_top1.csv", index_col=0)
+    cells.iloc[0, 0] += 0.01
+    cells.to_csv(run2 / "matrices" / "r_precision_top1.csv")
+    res = json.loads((mine / "seq_lora" / "unseen" / "order3" / "seed0" / "result.json").read_text())
+    res["config_hash"] = "another"
+    (mine / "seq_lora" / "unseen" / "order3" / "seed0" / "result.json").write_text(json.dumps(res))
+    table = compare_runs([mine], published).set_index("run")
+    row = table.loc["seq_lora/unseen/order2/seed0"]
+    assert row.identical == row.matrices - 1 and abs(row.max_abs_difference - 0.01) < 1e-9
+    assert pd.isna(table.loc["seq_lora/unseen/order3/seed0", "published"])
+    assert main(["reproduce", str(mine), "--reference", str(tmp_path / "reference.csv"),
+                 "--runs-of", str(published), "--out", str(tmp_path / "cmp.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "runs: 2/3 have a published twin (same config hash); 1 byte-identical" in out
+    assert "no published run with config hash another" in out
+    assert (tmp_path / "cmp_runs.csv").is_file()
