@@ -1,10 +1,10 @@
 """Run times of the rerun grid against the published grid's (results/reproduce-v1/README.md).
 
-    python results/reproduce-v1/timing.py RERUN_RUNS PUBLISHED_RUNS [--pause START END]
+    python results/reproduce-v1/timing.py RERUN_RUNS PUBLISHED_RUNS [--pause START END]...
 
 Reads each finished run's result.json (wall_time_s; provenance.created_unix is when it finished)
 and the published run of the same config hash. A run in flight during a pause of the whole sweep
-(SIGSTOP, START..END unix seconds) has the pause subtracted. Prints one line per run and the
+(SIGSTOP, START..END unix seconds; --pause may repeat) has the pause subtracted. Prints one line per run and the
 totals, and the estimate for the runs not finished: their published time x the measured ratio.
 """
 import argparse
@@ -14,7 +14,7 @@ from pathlib import Path
 p = argparse.ArgumentParser()
 p.add_argument("rerun")
 p.add_argument("published")
-p.add_argument("--pause", nargs=2, type=float, default=None)
+p.add_argument("--pause", nargs=2, type=float, action="append", default=[])
 a = p.parse_args()
 pub = {}
 for f in Path(a.published).rglob("result.json"):
@@ -24,9 +24,7 @@ done, t_new, t_old = set(), 0.0, 0.0
 for f in sorted(Path(a.rerun).rglob("result.json")):
     r = json.loads(f.read_text())
     end, wall = r["provenance"]["created_unix"], r["wall_time_s"]
-    paused = 0.0
-    if a.pause and end - wall < a.pause[1] and end > a.pause[0]:
-        paused = min(end, a.pause[1]) - max(end - wall, a.pause[0])
+    paused = sum(max(0.0, min(end, p1) - max(end - wall, p0)) for p0, p1 in a.pause)
     name, old = pub[r["config_hash"]]
     done.add(r["config_hash"])
     t_new += wall - paused
