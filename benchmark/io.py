@@ -148,6 +148,20 @@ def load_safetensors(path: str | os.PathLike, fix: str) -> dict:
         raise DataError(path, f"cannot be read as safetensors ({err})", fix) from err
 
 
+def load_weights(path: str | os.PathLike, fix: str) -> dict:
+    """A weights file's tensors: safetensors by suffix, else a torch state dict read with
+    ``weights_only=True`` (no pickle code runs); an unreadable file is a DataError naming it."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path, fix)
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError) as err:
+        raise DataError(path, f"cannot be read ({err})", fix) from err
+
+
 def _owner() -> str:
     """``host-pid``: who builds a temporary folder (so a later build can tell a dead one's)."""
     return f"{platform.node().replace('.', '_') or 'host'}-{os.getpid()}"

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from benchmark.io import (DataError, atomic_dir, atomic_save_npz, atomic_write_bytes, atomic_write_json,
-                          hash_blobs, hash_files, load_safetensors, safetensors_bytes, to_json)
+                          hash_blobs, hash_files, load_weights, safetensors_bytes, to_json)
 from evaluators import metrics as M
 from evaluators.config import EvaluatorConfig
 from evaluators.data import check_motions, pad_batch, random_crop
@@ -118,16 +118,10 @@ class Evaluator:
                 raise
             raise DataError(root / "config.json", f"invalid evaluator config ({err})",
                             "retrain the evaluator") from err
-        if weights.name == WEIGHTS:
-            flat = load_safetensors(weights, "retrain the evaluator, or copy the folder again")
-            state = {part: {k[len(part) + 1:]: v for k, v in flat.items() if k.startswith(part + ".")}
-                     for part in PARTS}
-            state.update({k: flat[k] for k in ("mean", "std") if k in flat})
-        else:
-            try:
-                state = torch.load(weights, map_location="cpu", weights_only=True)
-            except (RuntimeError, OSError, EOFError) as err:
-                raise DataError(weights, f"cannot be read ({err})", "retrain the evaluator") from err
+        state = load_weights(weights, "retrain the evaluator, or copy the folder again")
+        if weights.name == WEIGHTS:         # flat names -> the legacy file's nested state
+            state = {**{part: {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")}
+                        for part in PARTS}, **{k: state[k] for k in ("mean", "std") if k in state}}
         net, emo = build_nets(cfg)
         try:
             net.load_state_dict(state["t2m"])

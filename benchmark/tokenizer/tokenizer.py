@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from benchmark.io import (DataError, atomic_dir, atomic_save_npy, atomic_save_safetensors,
-                          atomic_write_json, load_safetensors, to_json)
+                          atomic_write_json, load_weights, to_json)
 from benchmark.tokenizer.config import TrainConfig, VQVAEConfig
 from benchmark.tokenizer.vqvae import VQVAE
 
@@ -220,13 +220,7 @@ class MotionTokenizer(nn.Module):
         tok = cls(config, mean, std, preset=meta.get("preset", "custom"), train_config=train,
                   corpus_hash=meta.get("corpus_hash"), seed=meta.get("seed"), report=report)
         fix = "the folder was modified or half-copied; retrain or copy it again"
-        if weights.suffix == ".safetensors":
-            state = load_safetensors(weights, fix)
-        else:
-            try:
-                state = torch.load(weights, map_location="cpu", weights_only=True)
-            except (RuntimeError, OSError, EOFError) as err:
-                raise DataError(weights, f"cannot be read ({err})", fix) from err
+        state = load_weights(weights, fix)
         try:
             tok.vqvae.load_state_dict(state)
         except RuntimeError as err:
